@@ -1,0 +1,50 @@
+# trilemma: two commands on a fresh machine.
+#   make run    # the default toy profile end to end (snakemake --cores all), results in results/toy/
+#   make test   # the test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PROFILE ?= toy
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: run dry-run test test-fast report-html dvc.yaml check-config clean-results help
+
+help:
+	@echo "make run [PROFILE=name]      run the pipeline (snakemake --cores all); default profile: toy"
+	@echo "make dry-run [PROFILE=name]  print snakemake's dry run"
+	@echo "make test                    run the test suite (tests/)"
+	@echo "make test-fast               the tests without the end-to-end DAG runs"
+	@echo "make report-html             snakemake --report results/\$$PROFILE/report.html"
+	@echo "make dvc.yaml                regenerate dvc.yaml from the DAG table"
+
+# The environment: torch 2.14.1 + torchvision 0.29.1 (torch-fidelity needs a torchvision that imports).
+$(STAMP): pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -e ".[test]" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	touch $@
+
+run: $(STAMP)
+	snakemake --cores all --config profile=$(PROFILE)
+	@if [ "$(PROFILE)" = "toy" ]; then dvc commit --force --no-relink --quiet && echo "dvc.lock updated: dvc status agrees with the snakemake run"; fi
+
+dry-run: $(STAMP)
+	snakemake --cores all --dry-run --config profile=$(PROFILE)
+
+test: $(STAMP)
+	pytest
+
+test-fast: $(STAMP)
+	pytest -m "not slow"
+
+report-html: $(STAMP)
+	snakemake --cores 1 --config profile=$(PROFILE) --report results/$(PROFILE)/report.html
+
+check-config: $(STAMP)
+	trilemma check-config --profile $(PROFILE)
+
+dvc.yaml: $(STAMP)
+	trilemma dvc-yaml --out dvc.yaml

@@ -1,0 +1,61 @@
+"""``trilemma <verb>``: one entry point; each verb is one box of the DAG (``trilemma.stages.*``).
+
+Snakemake rules and DVC stages call these verbs with the same arguments; arguments carry paths and
+wildcard values only, hyperparameters come from the one config (``params.yaml`` + profile).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+VERBS = {
+    "check-config": ("check_config", "validate the configuration of a profile and print its jobs"),
+    "fetch-data": ("fetch_data", "generate or fetch a dataset into a safetensors file"),
+    "train": ("train", "train a model with the shared training loop (resumes after a kill)"),
+    "sample": ("sample", "draw a sample bank with one sampler spec, counting NFE and timing it"),
+    "evaluate": ("evaluate", "compute the metrics of one sample bank against the evaluation data"),
+    "collect": ("collect", "gather every bank's metrics into metrics.csv"),
+    "report": ("report", "write the tables, figures and report.md from metrics.csv"),
+    "dvc-yaml": ("dvc_yaml", "generate dvc.yaml from the DAG table (the DVC front-end)"),
+}
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``verb``'s module is imported (verbs import torch, pandas, ...)."""
+    parser = argparse.ArgumentParser(
+        prog="trilemma",
+        description="Fast-sampling diffusion experiments as a cached DAG. Normally run through "
+                    "`snakemake --cores all` or `dvc repro`, which call these verbs.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, (module, help_text) in VERBS.items():
+        if name != verb:
+            sub.add_parser(name, help=help_text)
+            continue
+        mod = importlib.import_module(f"trilemma.stages.{module}")
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--profile", default=None,
+                       help="profile name: params.yaml (default: toy) merged with config/profiles/<name>.yaml")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trilemma.artifacts import ArtifactError
+    from trilemma.config import ConfigError
+
+    argv = sys.argv[1:] if argv is None else argv
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(verb if verb in VERBS else None).parse_args(argv)
+    try:
+        result = args._run(args)
+    except (ConfigError, ArtifactError) as exc:
+        print(f"trilemma {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

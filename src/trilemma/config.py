@@ -1,0 +1,132 @@
+"""The one configuration: ``params.yaml`` (the default ``toy`` profile) deep-merged with
+``config/profiles/<profile>.yaml``, validated against ``schema/config.schema.json``.
+
+Snakemake (``Snakefile``), DVC (``dvc.yaml`` params) and every ``trilemma`` verb read it through
+:func:`load`, so the three readers can never disagree.  Command-line arguments carry paths and
+wildcard values only, never hyperparameters.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from jsonschema import Draft202012Validator
+
+BASE_FILE = "params.yaml"
+PROFILE_DIR = Path("config") / "profiles"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the file, the key and the fix."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
+    """Recursively merge ``override`` into a copy of ``base`` (override wins; lists are replaced)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def schema() -> dict:
+    return json.loads(resources.files("trilemma").joinpath("schema/config.schema.json").read_text())
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def profile_files(profile: str | None, root: Path | str = ".") -> list[Path]:
+    """The files that make up ``profile``: the base file, then the profile's override (if any)."""
+    root = Path(root)
+    files = [root / BASE_FILE]
+    base_profile = _read_yaml(files[0]).get("profile")
+    if profile and profile != base_profile:
+        override = root / PROFILE_DIR / f"{profile}.yaml"
+        if not override.exists():
+            known = sorted(p.stem for p in (root / PROFILE_DIR).glob("*.yaml"))
+            raise ConfigError(
+                f"unknown profile '{profile}': no file {override}. "
+                f"Known profiles: {', '.join([str(base_profile)] + known)}")
+        files.append(override)
+    return files
+
+
+def _describe(error) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"{where}: unknown key(s) {extra}; allowed keys here: {allowed}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
+    if error.validator in ("minimum", "exclusiveMinimum"):
+        return f"{where}: {error.instance!r} is too small (must be {'>=' if error.validator == 'minimum' else '>'} {error.validator_value})"
+    return f"{where}: {error.message}"
+
+
+def validate(cfg: Mapping[str, Any], source: str = BASE_FILE) -> None:
+    """Validate against the JSON schema and the cross-key rules; raise one ConfigError listing all."""
+    errors = sorted(Draft202012Validator(schema()).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    problems = [_describe(e) for e in errors]
+    if not problems:
+        problems = _semantic_problems(cfg)
+    if problems:
+        raise ConfigError(f"invalid configuration ({source}):\n  - " + "\n  - ".join(problems))
+
+
+def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
+    from trilemma import dag  # the grid of sample banks lives there
+
+    problems = []
+    T = cfg["teacher"]["schedule"]["num_steps"]
+    for family in ("ddpm", "ddim"):
+        too_many = [s for s in cfg["sampling"][family]["steps"] if s > T]
+        if too_many:
+            problems.append(f"sampling.{family}.steps: {too_many} exceed teacher.schedule.num_steps = {T}")
+    banks = set(dag.bank_ids(cfg))
+    for key in ("sample_panels", "fast_sampling"):
+        for bank in cfg["report"][key]:
+            if bank not in banks:
+                problems.append(f"report.{key}: '{bank}' is not a sample bank of this profile; "
+                                f"known banks: {sorted(banks)}")
+    if cfg["evaluation"]["prc_neighborhood"] >= min(cfg["sampling"]["num_samples"], cfg["data"]["num_eval"]):
+        problems.append("evaluation.prc_neighborhood must be smaller than the number of samples")
+    return problems
+
+
+def load(profile: str | None = None, root: Path | str = ".") -> dict:
+    """Load, merge and validate the configuration of ``profile`` (default: the base file's)."""
+    files = profile_files(profile, root)
+    cfg: dict = {}
+    for f in files:
+        cfg = deep_merge(cfg, _read_yaml(f))
+    if profile:
+        cfg["profile"] = profile
+    validate(cfg, source=" + ".join(str(f) for f in files))
+    return cfg
+
+
+def section(cfg: Mapping[str, Any], dotted: str) -> Any:
+    """``section(cfg, "teacher.train")`` -> the value at that dotted key."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node

@@ -1,0 +1,45 @@
+"""The denoiser contract every sampler sees: ``denoiser(x_t, t, cond) -> (x0_hat, eps_hat)``.
+
+Whatever a network predicts (eps as in DDPM Eq. 11, x or v as in progressive distillation Sec. 4),
+the wrapper converts it with x_t = alpha_t x_0 + sigma_t eps, so one sampler serves every teacher
+and student (the adapter pattern of k-diffusion and EDM's preconditioning).  ``t`` is in the
+schedule's own time (0-indexed discrete index for DDPM-style chains).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trilemma.diffusion.schedules import _bcast
+
+PARAMETERIZATIONS = ("eps", "x", "v")
+
+
+class Denoiser(nn.Module):
+    def __init__(self, net: nn.Module, schedule, parameterization: str = "eps"):
+        super().__init__()
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        self.net, self.schedule, self.parameterization = net, schedule, parameterization
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None):
+        t = torch.as_tensor(t, device=x_t.device)
+        if t.ndim == 0:
+            t = t.expand(x_t.shape[0])
+        alpha, sigma = (_bcast(c, x_t) for c in self.schedule.alpha_sigma(t))
+        out = self.net(x_t, t.to(x_t.dtype), cond) if cond is not None else self.net(x_t, t.to(x_t.dtype))
+        return convert(out, x_t, alpha, sigma, self.parameterization)
+
+
+def convert(out, x_t, alpha, sigma, parameterization):
+    """(x0_hat, eps_hat) from a network output of the given parameterization."""
+    if parameterization == "eps":
+        eps = out
+        x0 = (x_t - sigma * eps) / alpha
+    elif parameterization == "x":
+        x0 = out
+        eps = (x_t - alpha * x0) / sigma
+    else:  # v = alpha * eps - sigma * x0
+        x0 = alpha * x_t - sigma * out
+        eps = sigma * x_t + alpha * out
+    return x0, eps

@@ -1,0 +1,101 @@
+"""Noise schedules of the variance-preserving process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I).
+
+DDPM (Ho et al. 2020, Sec. 4 and Eq. 4): a discrete chain t = 1..T with linear beta_t from 1e-4 to
+0.02 and abar_t = prod_{s<=t} (1 - beta_s).  As in the official code, time is 0-indexed here:
+index i in {0..T-1} means abar_{i+1}, and index -1 means abar_0 = 1 (clean data).
+
+Fractional indices (the probability-flow ODE integrates through them) interpolate log abar linearly
+between neighbouring integers, so the discrete table is exact at every integer and the process stays
+continuous in between.  A committed schedule name never changes meaning.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def linear_betas(beta_start: float, beta_end: float, num_steps: int) -> torch.Tensor:
+    """DDPM's linear schedule (float64): beta_t = linspace(beta_start, beta_end, T)."""
+    return torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+
+
+@dataclass
+class DiscreteSchedule:
+    """A discrete VP schedule; every coefficient is derived from ``betas`` in float64."""
+
+    betas: torch.Tensor  # (T,), float64
+
+    def __post_init__(self):
+        self.betas = self.betas.to(torch.float64)
+        if self.betas.ndim != 1 or not bool(((self.betas > 0) & (self.betas < 1)).all()):
+            raise ValueError("betas must be a 1-D tensor with values in (0, 1)")
+        # log_abar_table[k] = log abar at index k - 1, k = 0..T (index -1 is abar = 1).
+        self.log_abar_table = torch.cat(
+            [torch.zeros(1, dtype=torch.float64), torch.cumsum(torch.log1p(-self.betas), 0)])
+
+    @classmethod
+    def from_config(cls, sched: dict) -> "DiscreteSchedule":
+        if sched["name"] != "linear":
+            raise ValueError(f"unknown schedule {sched['name']!r}")
+        return cls(linear_betas(sched["beta_start"], sched["beta_end"], sched["num_steps"]))
+
+    @property
+    def num_steps(self) -> int:
+        return self.betas.shape[0]
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """abar_t for 0-indexed t = 0..T-1."""
+        return self.log_abar_table[1:].exp()
+
+    @property
+    def t_min(self) -> float:
+        return -1.0
+
+    @property
+    def t_max(self) -> float:
+        return float(self.num_steps - 1)
+
+    def log_alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
+        """log abar at (possibly fractional) index t in [-1, T-1]; float64."""
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(-1.0, self.t_max)
+        k = t + 1.0
+        lo = k.floor().clamp(max=self.num_steps - 1).long()
+        frac = k - lo
+        table = self.log_abar_table.to(t.device)
+        return table[lo] * (1 - frac) + table[lo + 1] * frac
+
+    def d_log_alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
+        """d/dt log abar (piecewise constant: log(1 - beta) of the interval holding t)."""
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(-1.0, self.t_max)
+        lo = (t + 1.0).floor().clamp(max=self.num_steps - 1).long()
+        return torch.log1p(-self.betas.to(t.device))[lo]
+
+    def alpha_sigma(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)), float64."""
+        log_abar = self.log_alpha_bar(t)
+        return (0.5 * log_abar).exp(), (-torch.expm1(log_abar)).clamp_min(0).sqrt()
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps  (DDPM Eq. 4)."""
+        alpha, sigma = (_bcast(c, x0) for c in self.alpha_sigma(t))
+        return alpha * x0 + sigma * eps
+
+    def posterior(self, t: torch.Tensor | float, s: torch.Tensor | float):
+        """Coefficients of q(x_s | x_t, x_0) for s < t on this chain (DDPM Eq. 6-7, on a subsequence
+        as in improved-DDPM respacing): mean = c_x0 * x_0 + c_xt * x_t, variance beta_tilde, and the
+        "large" variance beta' = 1 - abar_t / abar_s.  Returns (c_x0, c_xt, beta_tilde, beta')."""
+        la_t, la_s = self.log_alpha_bar(t), self.log_alpha_bar(s)
+        abar_t, abar_s = la_t.exp(), la_s.exp()
+        beta = -torch.expm1(la_t - la_s)           # 1 - abar_t / abar_s
+        alpha = 1.0 - beta
+        c_x0 = abar_s.sqrt() * beta / (1.0 - abar_t)
+        c_xt = alpha.sqrt() * (1.0 - abar_s) / (1.0 - abar_t)
+        beta_tilde = (1.0 - abar_s) / (1.0 - abar_t) * beta
+        return c_x0, c_xt, beta_tilde, beta
+
+
+def _bcast(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    c = c.to(like.dtype).to(like.device)
+    return c.reshape(c.shape + (1,) * (like.ndim - c.ndim))

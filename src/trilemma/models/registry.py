@@ -1,0 +1,13 @@
+"""Build a network from the ``model`` section of the config (stored in every model.json)."""
+from __future__ import annotations
+
+from torch import nn
+
+from trilemma.models.mlp import ResidualMLP
+
+
+def build_model(model_cfg: dict, data_dim: int) -> nn.Module:
+    kind = model_cfg["kind"]
+    if kind == "mlp":
+        return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"])
+    raise ValueError(f"unknown model kind {kind!r} (known: mlp)")

@@ -1,0 +1,39 @@
+"""DDPM ancestral sampling (Ho et al. 2020, Alg. 2), with improved-DDPM respacing for fewer steps.
+
+Each step draws x_s ~ N(mu_tilde(x_t, x0_hat), sigma^2 I) with the posterior of DDPM Eq. 7 taken on
+the kept subsequence (Nichol & Dhariwal 2021: beta'_i = 1 - abar_{s_i} / abar_{s_{i-1}}), and
+sigma^2 = beta' ("fixedlarge", sigma^2 = beta) or beta_tilde' ("fixedsmall").  As in the official
+code x0_hat may be clipped before the posterior mean; no noise is added at the last step.
+"""
+from __future__ import annotations
+
+import torch
+
+from trilemma.diffusion.schedules import _bcast
+from trilemma.sampling.common import full_t, randn_like
+
+VARIANCES = ("beta", "beta_tilde")
+
+
+@torch.no_grad()
+def sample_ddpm(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, variance: str = "beta",
+                clip_x0: tuple[float, float] | None = None, cond=None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Walk the descending grid ``ts`` (ending at -1) from ``x_T``."""
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    sched = denoiser.schedule
+    x = x_T
+    for i in range(len(ts) - 1):
+        t, s = ts[i], ts[i + 1]
+        x0, _ = denoiser(x, full_t(t, x), cond)
+        if clip_x0 is not None:
+            x0 = x0.clamp(*clip_x0)
+        c_x0, c_xt, beta_tilde, beta = sched.posterior(t, s)
+        mean = _bcast(c_x0, x) * x0 + _bcast(c_xt, x) * x
+        if i < len(ts) - 2:
+            var = beta if variance == "beta" else beta_tilde
+            x = mean + _bcast(var.sqrt(), x) * randn_like(x, generator)
+        else:
+            x = mean
+    return x

@@ -1,0 +1,34 @@
+"""Gather the metrics of every sample bank of the profile's grid into one ``metrics.csv``."""
+from __future__ import annotations
+
+import pandas as pd
+
+from trilemma import config, dag, paths
+from trilemma.artifacts import load_json
+
+COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd", "precision", "recall",
+           "modes", "hq", "eta", "variance", "skip", "sigma_hat", "solver", "num_modes", "num_samples",
+           "spec", "dataset", "feature_space", "device"]
+
+
+def add_arguments(p):
+    p.add_argument("--out", required=True, help="output metrics.csv")
+
+
+def collect(cfg) -> pd.DataFrame:
+    rows = []
+    for bank in dag.bank_ids(cfg):
+        model, spec = bank.split("/")
+        rows.append(load_json(paths.fmt(paths.BANK_METRICS, profile=cfg["profile"], model=model, spec=spec)))
+    df = pd.DataFrame(rows)
+    for col in COLUMNS:
+        if col not in df:
+            df[col] = None
+    return df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+
+
+def run(args):
+    cfg = config.load(args.profile)
+    df = collect(cfg)
+    df.to_csv(args.out, index=False, float_format="%.6g")
+    print(f"wrote {args.out}: {len(df)} rows")

@@ -1,0 +1,205 @@
+"""The one training loop.  Every method is a *task* that declares its modules and its update phases
+(StyleGAN2-ADA's phase pattern); the loop owns everything else and never branches on the method:
+seeding, the clock in samples seen, LR warm-up and schedule, EMA, gradient clipping, the progress
+bar, the JSONL log, periodic checkpoints and exact resume after a kill.
+
+Resume state (modules, EMA, optimizers, RNG, step) is written atomically every ``checkpoint_every``
+steps and on SIGINT/SIGTERM to a directory outside the job's declared outputs.  A re-run with the
+same fingerprint continues from it; on CPU the final weights equal those of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from trilemma.artifacts import load_state, save_state
+
+
+@dataclass
+class Phase:
+    """One update: ``loss_fn(batch, generator) -> (loss, logs)`` optimizes ``modules``."""
+    name: str
+    modules: list[str]
+    loss_fn: Callable[[Any, torch.Generator], tuple[torch.Tensor, dict]]
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+
+
+class Task(Protocol):
+    modules: dict[str, nn.Module]
+    ema_modules: list[str]
+    phases: list[Phase]
+    batch_size: int
+
+    def sample_batch(self, generator: torch.Generator) -> Any: ...
+
+
+@dataclass
+class LoopConfig:
+    samples: int
+    batch_size: int
+    warmup_samples: int = 0
+    lr_schedule: str = "constant"
+    min_lr_ratio: float = 0.0
+    ema_decay: float = 0.0
+    grad_clip: float | None = None
+    checkpoint_every: int = 1000
+    log_every: int = 100
+
+    @classmethod
+    def from_config(cls, train: dict) -> "LoopConfig":
+        keys = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in train.items() if k in keys})
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.samples // self.batch_size)
+
+
+def lr_factor(cfg: LoopConfig, samples_seen: int) -> float:
+    """Linear warm-up over ``warmup_samples``, then constant / cosine / linear decay to min_lr_ratio."""
+    warm = min(1.0, samples_seen / cfg.warmup_samples) if cfg.warmup_samples else 1.0
+    progress = min(1.0, samples_seen / max(1, cfg.samples))
+    if cfg.lr_schedule == "cosine":
+        decay = cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    elif cfg.lr_schedule == "linear":
+        decay = 1 - (1 - cfg.min_lr_ratio) * progress
+    else:
+        decay = 1.0
+    return warm * decay
+
+
+@dataclass
+class _Stop:
+    requested: bool = False
+    signum: int = 0
+    old: dict = field(default_factory=dict)
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested, self.signum = True, signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerprint: str,
+          progress: bool = True, desc: str = "train") -> dict[str, dict[str, torch.Tensor]]:
+    """Run ``task`` for ``cfg.samples`` samples; return the state dicts to publish (EMA where kept)."""
+    resume_dir = Path(resume_dir)
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    state_path, log_path = resume_dir / "state.pt", resume_dir / "log.jsonl"
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    optims = {ph.name: torch.optim.Adam([p for m in ph.modules for p in task.modules[m].parameters()],
+                                        lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay)
+              for ph in task.phases}
+    ema = {m: copy.deepcopy(task.modules[m]).requires_grad_(False) for m in task.ema_modules}
+    step = 0
+    if state_path.exists():
+        state = load_state(state_path)
+        if state.get("fingerprint") == fingerprint:
+            for name, mod in task.modules.items():
+                mod.load_state_dict(state["modules"][name])
+            for name, mod in ema.items():
+                mod.load_state_dict(state["ema"][name])
+            for name, opt in optims.items():
+                opt.load_state_dict(state["optims"][name])
+            gen.set_state(state["rng"])
+            step = int(state["step"])
+            _truncate_log(log_path, step)
+            print(f"[{desc}] resuming from step {step} ({state_path})", file=sys.stderr)
+        else:
+            print(f"[{desc}] ignoring resume state of another configuration ({state_path})", file=sys.stderr)
+            log_path.unlink(missing_ok=True)
+
+    def checkpoint():
+        save_state(state_path, {
+            "fingerprint": fingerprint, "step": step, "rng": gen.get_state(),
+            "modules": {n: m.state_dict() for n, m in task.modules.items()},
+            "ema": {n: m.state_dict() for n, m in ema.items()},
+            "optims": {n: o.state_dict() for n, o in optims.items()}})
+
+    total = cfg.total_steps
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, unit="step",
+               mininterval=1.0, file=sys.stderr)
+    t0 = time.perf_counter()
+    with _Stop() as stop, open(log_path, "a") as log:
+        while step < total:
+            factor = lr_factor(cfg, step * cfg.batch_size)
+            batch = task.sample_batch(gen)
+            logs: dict[str, float] = {}
+            for ph in task.phases:
+                opt = optims[ph.name]
+                for group in opt.param_groups:
+                    group["lr"] = ph.lr * factor
+                loss, extra = ph.loss_fn(batch, gen)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"[{desc}] non-finite {ph.name} loss at step {step}; the last good checkpoint "
+                        f"is kept in {state_path}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.grad_clip)
+                opt.step()
+                logs[f"{ph.name}_loss"] = loss.item()
+                logs.update({f"{ph.name}_{k}": float(v) for k, v in extra.items()})
+            with torch.no_grad():
+                for name, ema_mod in ema.items():
+                    for pe, p in zip(ema_mod.parameters(), task.modules[name].parameters()):
+                        pe.lerp_(p, 1.0 - cfg.ema_decay)
+                    for be, b in zip(ema_mod.buffers(), task.modules[name].buffers()):
+                        be.copy_(b)
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total:
+                record = {"step": step, "samples_seen": step * cfg.batch_size, "lr_factor": factor,
+                          "wall_s": round(time.perf_counter() - t0, 3), **logs}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k.endswith("loss")})
+            if step % cfg.checkpoint_every == 0 or stop.requested:
+                checkpoint()
+            if stop.requested:
+                bar.close()
+                print(f"[{desc}] interrupted at step {step}; state saved to {state_path}; "
+                      f"re-run to resume", file=sys.stderr)
+                raise SystemExit(128 + stop.signum)
+    bar.close()
+    checkpoint()
+    final = {n: (ema[n] if n in ema else m).state_dict() for n, m in task.modules.items()}
+    return final
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log records written after the checkpoint we resume from (they will be written again)."""
+    if log_path.exists():
+        keep = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        log_path.write_text("".join(line + "\n" for line in keep))
+
+
+def finish(resume_dir: Path) -> str:
+    """After the final artifact is written: return the JSONL log text and clear the resume state."""
+    resume_dir = Path(resume_dir)
+    text = (resume_dir / "log.jsonl").read_text() if (resume_dir / "log.jsonl").exists() else ""
+    for f in ("state.pt", "log.jsonl"):
+        (resume_dir / f).unlink(missing_ok=True)
+    return text

@@ -1,0 +1,75 @@
+"""The one config: validation errors name the key and what is allowed, before any job starts."""
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cmd
+from trilemma import config, dag
+
+
+def base():
+    return config.load(root=REPO)
+
+
+def test_base_and_ci_profiles_validate():
+    assert base()["profile"] == "toy"
+    ci = config.load("ci", root=REPO)
+    assert ci["profile"] == "ci" and ci["sampling"]["num_samples"] == 500
+    assert ci["teacher"]["schedule"] == base()["teacher"]["schedule"]  # deep merge keeps the rest
+
+
+def expect_error(mutate, *fragments):
+    cfg = copy.deepcopy(base())
+    mutate(cfg)
+    with pytest.raises(config.ConfigError) as err:
+        config.validate(cfg)
+    for f in fragments:
+        assert f in str(err.value), str(err.value)
+
+
+def test_unknown_key_names_key_and_allowed():
+    expect_error(lambda c: c["teacher"]["train"].update(lr_warmup=3), "teacher.train", "lr_warmup", "batch_size")
+
+
+def test_negative_step_count():
+    expect_error(lambda c: c["sampling"]["ddim"].update(steps=[10, -5]), "sampling.ddim.steps.1", "too small")
+
+
+def test_unknown_sampler():
+    expect_error(lambda c: c["sampling"].update(dpm_solver={"steps": [10]}), "sampling", "dpm_solver", "ddim")
+
+
+def test_missing_dataset():
+    expect_error(lambda c: c["data"].update(name="mnist"), "data.name", "mnist", "gauss25")
+
+
+def test_steps_beyond_T_and_unknown_panel():
+    expect_error(lambda c: c["sampling"]["ddpm"].update(steps=[2000]), "exceed teacher.schedule.num_steps")
+    expect_error(lambda c: c["report"].update(sample_panels=["teacher_ddpm/ddim-eta0.3-uniform-s7"]),
+                 "report.sample_panels", "not a sample bank")
+
+
+def test_unknown_profile(tmp_path):
+    with pytest.raises(config.ConfigError, match="unknown profile 'nope'"):
+        config.load("nope", root=REPO)
+
+
+def test_cli_reports_bad_config_without_traceback(repo_copy):
+    cfg = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    cfg["sampling"]["ddim"]["steps"] = [-3]
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_cmd(["trilemma", "check-config"], cwd=repo_copy, check=False)
+    assert proc.returncode == 2
+    assert "sampling.ddim.steps.0" in proc.stderr and "Traceback" not in proc.stderr
+    # Snakemake stops at parse time, before any job starts.
+    proc = run_cmd(["snakemake", "-n", "--cores", "1"], cwd=repo_copy, check=False)
+    assert proc.returncode != 0
+    assert "sampling.ddim.steps.0" in proc.stdout + proc.stderr
+    assert not (repo_copy / "results/toy/data").exists()  # no job started
+
+
+def test_bank_ids_follow_the_grid():
+    ids = dag.bank_ids(config.load("ci", root=REPO))
+    assert "teacher_ddpm/ddim-eta0-uniform-s10" in ids and "teacher_ddpm/pf_ode-heun-s10" in ids
+    assert len(ids) == len(set(ids)) == 2 + 2 * 2 + 1 + 1

@@ -1,0 +1,145 @@
+"""Samplers against independent references: diffusers' schedulers (DDPM, DDIM), closed-form
+solutions for Gaussian data (probability-flow ODE), and the DDPM == DDIM(eta=1) identity."""
+import math
+
+import pytest
+import torch
+
+from conftest import FnNet, gaussian_eps
+from trilemma.diffusion.denoiser import Denoiser
+from trilemma.diffusion.schedules import DiscreteSchedule, linear_betas
+from trilemma.diffusion.timesteps import ddim_quadratic, ddim_uniform, respaced, sampling_grid
+from trilemma.sampling.common import CountNFE
+from trilemma.sampling.ddim import sample_ddim
+from trilemma.sampling.ddpm import sample_ddpm
+from trilemma.sampling.pf_ode import sample_pf_ode_adaptive, sample_pf_ode_fixed
+
+diffusers = pytest.importorskip("diffusers")
+
+MU, S = 0.3, 0.5
+
+
+def setup():
+    sched = DiscreteSchedule(linear_betas(1e-4, 0.02, 1000))
+    fn = gaussian_eps(sched, MU, S)
+    return sched, fn, Denoiser(FnNet(fn), sched, "eps")
+
+
+def x_T(n=64, seed=0):
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_ddim_matches_diffusers(eta):
+    sched, fn, den = setup()
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
+                                  beta_schedule="linear", clip_sample=False, set_alpha_to_one=True,
+                                  timestep_spacing="leading", steps_offset=0)
+    ref.set_timesteps(10)
+    assert ref.timesteps.tolist() == sorted(ddim_uniform(1000, 10), reverse=True)
+    x = x_T()
+    g = torch.Generator().manual_seed(1)
+    for i, t in enumerate(ref.timesteps):
+        eps = fn(x, torch.full((x.shape[0],), float(t)))
+        last = i == len(ref.timesteps) - 1
+        noise = torch.randn(x.shape, generator=g) if eta > 0 and not last else None
+        x = ref.step(eps, t, x, eta=eta, variance_noise=noise).prev_sample
+    ours = sample_ddim(den, x_T(), sampling_grid(ddim_uniform(1000, 10)), eta=eta,
+                       generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(ours, x, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variance,ref_type", [("beta_tilde", "fixed_small"), ("beta", "fixed_large")])
+@pytest.mark.parametrize("steps", [1000, 25])
+def test_ddpm_respaced_matches_diffusers(variance, ref_type, steps):
+    sched, fn, den = setup()
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
+                                  beta_schedule="linear", clip_sample=False, variance_type=ref_type)
+    kept = respaced(1000, steps)
+    ref.set_timesteps(timesteps=sorted(kept, reverse=True))
+    x = x_T()
+    g = torch.Generator().manual_seed(2)
+    for t in ref.timesteps:
+        eps = fn(x, torch.full((x.shape[0],), float(t)))
+        x = ref.step(eps, t, x, generator=g).prev_sample
+    ours = sample_ddpm(den, x_T(), sampling_grid(kept), variance=variance,
+                       generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(ours, x, atol=2e-4, rtol=1e-3)
+
+
+def test_ddpm_clipping_matches_diffusers():
+    sched, fn, den = setup()
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
+                                  beta_schedule="linear", clip_sample=True, clip_sample_range=0.4,
+                                  variance_type="fixed_small")
+    kept = respaced(1000, 20)
+    ref.set_timesteps(timesteps=sorted(kept, reverse=True))
+    x, g = x_T(), torch.Generator().manual_seed(3)
+    for t in ref.timesteps:
+        x = ref.step(fn(x, torch.full((x.shape[0],), float(t))), t, x, generator=g).prev_sample
+    ours = sample_ddpm(den, x_T(), sampling_grid(kept), variance="beta_tilde", clip_x0=(-0.4, 0.4),
+                       generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(ours, x, atol=2e-4, rtol=1e-3)
+    assert ours.abs().max() <= 0.4 + 1e-6
+
+
+def test_ddpm_beta_tilde_equals_ddim_eta_one():
+    """DDIM Eq. 16 with eta = 1 is the DDPM posterior on the same subsequence (same noise)."""
+    _, _, den = setup()
+    grid = sampling_grid(ddim_uniform(1000, 50))
+    a = sample_ddpm(den, x_T(), grid, variance="beta_tilde", generator=torch.Generator().manual_seed(4))
+    b = sample_ddim(den, x_T(), grid, eta=1.0, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def exact_flow(sched, x_T_, t_from, t_to):
+    """For Gaussian data the PF-ODE flow keeps (x - alpha mu) / std_t constant, std_t^2 = abar s^2 + 1 - abar."""
+    def stats(t):
+        a, sg = sched.alpha_sigma(torch.tensor(float(t)))
+        return float(a), math.sqrt(float(a) ** 2 * S ** 2 + float(sg) ** 2)
+    a0, s0 = stats(t_from)
+    a1, s1 = stats(t_to)
+    return a1 * MU + (x_T_ - a0 * MU) * s1 / s0
+
+
+def tweedie(sched, x, t):
+    a, sg = (float(c) for c in sched.alpha_sigma(torch.tensor(float(t))))
+    return MU + a * S ** 2 * (x - a * MU) / (a ** 2 * S ** 2 + sg ** 2)
+
+
+def test_pf_ode_adaptive_matches_closed_form():
+    sched, _, den = setup()
+    counted = CountNFE(den)
+    ours = sample_pf_ode_adaptive(counted, x_T(), rtol=1e-6, atol=1e-6)
+    expected = tweedie(sched, exact_flow(sched, x_T().double(), 999, 0), 0)
+    assert torch.allclose(ours.double(), expected, atol=2e-3)
+    assert counted.nfe > 10
+
+
+@pytest.mark.parametrize("solver,steps,tol", [("heun", 200, 5e-3), ("euler", 1000, 5e-3)])
+def test_pf_ode_fixed_step_converges(solver, steps, tol):
+    sched, _, den = setup()
+    expected = tweedie(sched, exact_flow(sched, x_T().double(), 999, 0), 0)
+    errors = []
+    for n in (steps // 4, steps):
+        counted = CountNFE(den)
+        ours = sample_pf_ode_fixed(counted, x_T(), steps=n, solver=solver)
+        errors.append(float((ours.double() - expected).abs().max()))
+        assert counted.nfe == (2 * n if solver == "heun" else n) + 1
+    assert max(errors) < tol
+
+
+def test_ddim_eta0_is_a_pf_ode_solver():
+    """DDIM (eta = 0) with all 1000 steps lands on the exact flow of the same ODE (DDIM Prop. 1)."""
+    sched, _, den = setup()
+    ours = sample_ddim(den, x_T(), sampling_grid(list(range(1000))))
+    expected = exact_flow(sched, x_T().double(), 999, -1)
+    assert (ours.double() - expected).abs().max() < 1e-2
+
+
+def test_nfe_counted_by_wrapping_the_network():
+    _, _, den = setup()
+    for grid, nfe in ((ddim_uniform(1000, 10), 10), (ddim_quadratic(1000, 100), 100)):
+        counted = CountNFE(den)
+        sample_ddim(counted, x_T(8), torch.tensor(sorted(grid, reverse=True) + [-1], dtype=torch.float64))
+        assert counted.nfe == nfe

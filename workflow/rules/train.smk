@@ -1,0 +1,17 @@
+rule train:
+    input:
+        job_inputs(paths.MODEL),
+    output:
+        paths.MODEL,
+        paths.MODEL_CONFIG,
+        paths.TRAIN_LOG,
+    params:
+        cfg=job_params(paths.MODEL),
+        cmd=job_shell(paths.MODEL),
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    log:
+        "results/{profile}/logs/train/{model}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {params.cmd} 2>&1 | tee {log}"
