@@ -1,6 +1,8 @@
 """The real DAG end to end on the tiny `ci` profile, through Snakemake and through DVC, with the
 incremental-rebuild promises checked by each tool's own dry run / status."""
 import json
+import os
+import shutil
 
 import pandas as pd
 import pytest
@@ -108,3 +110,23 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(repo_copy):
     changed = set(json.loads(run_cmd(["dvc", "status", "--json"], cwd=repo_copy).stdout))
     assert {s.split("-")[0] for s in changed} == {"sample"}  # evaluate follows once the banks change
     assert not any(s.startswith("train") for s in changed)
+
+
+SLURM_TOOLS = ("unshare", "munged", "slurmctld", "slurmd", "sbatch", "squeue")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or any(shutil.which(t) is None for t in SLURM_TOOLS),
+                    reason="needs root, slurm-wlm and munge (.ci/run installs them)")
+def test_slurm_executor_reproduces_the_local_results(built, repo_copy):
+    """The ci profile through a real one-node Slurm (tests/slurm/onenode.sh) and Snakemake's Slurm
+    executor plugin: the same metrics table as the local run, up to the timing columns."""
+    proc = run_cmd([str(repo_copy / "tests/slurm/onenode.sh"), str(repo_copy / ".cluster"),
+                    "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=ci",
+                    "--slurm-status-command", "squeue", "--slurm-no-account", "--latency-wait", "5",
+                    "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"],
+                   cwd=repo_copy, timeout=1200)
+    assert "SLURM jobid" in proc.stdout + proc.stderr  # the jobs really went through sbatch
+    local = pd.read_csv(built / "results/ci/metrics.csv")
+    slurm = pd.read_csv(repo_copy / "results/ci/metrics.csv")
+    timing = ["time_per_100_s", "device"]
+    pd.testing.assert_frame_equal(local.drop(columns=timing), slurm.drop(columns=timing))

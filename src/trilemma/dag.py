@@ -156,6 +156,13 @@ def final_targets(cfg: Mapping[str, Any]) -> list[str]:
     return report_outputs(cfg)
 
 
+def resources(cfg: Mapping[str, Any], rule: str) -> dict:
+    """A rule's cluster requests: ``resources.<rule>`` of the config, else ``resources.default``."""
+    res = dict(cfg["resources"].get(rule, cfg["resources"]["default"]))
+    threads = res.pop("threads")
+    return {"threads": threads, **res}
+
+
 def by_output(cfg: Mapping[str, Any]) -> dict[str, Job]:
     """Every job keyed by each of its outputs: how a Snakemake rule finds its job from wildcards."""
     table = {}

@@ -14,3 +14,12 @@ def job_params(pattern):
 def job_shell(pattern):
     find = job_for(pattern)
     return lambda wc: find(wc).shell
+
+
+def rule_threads(rule):
+    return dag.resources(CFG, rule)["threads"]
+
+
+def rule_resources(rule):
+    """gpu, runtime, mem_mb of ``resources.<rule>`` (or ``resources.default``) in the config."""
+    return {k: v for k, v in dag.resources(CFG, rule).items() if k != "threads"}

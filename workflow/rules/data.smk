@@ -6,6 +6,9 @@ rule fetch_data:
     params:
         cfg=job_params(paths.DATA),
         cmd=job_shell(paths.DATA),
+    threads: rule_threads("fetch_data")
+    resources:
+        **rule_resources("fetch_data"),
     log:
         "results/{profile}/logs/fetch_data/{dataset}.log",
     shell:

@@ -5,6 +5,9 @@ rule collect:
         paths.METRICS_CSV,
     params:
         cmd=job_shell(paths.METRICS_CSV),
+    threads: rule_threads("collect")
+    resources:
+        **rule_resources("collect"),
     log:
         "results/{profile}/logs/collect.log",
     shell:
@@ -39,6 +42,9 @@ rule report:
     params:
         cfg=job_params(paths.REPORT),
         cmd=job_shell(paths.REPORT),
+    threads: rule_threads("report")
+    resources:
+        **rule_resources("report"),
     log:
         "results/{profile}/logs/report.log",
     shell:

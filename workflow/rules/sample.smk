@@ -8,7 +8,7 @@ rule sample:
         cmd=job_shell(paths.BANK),
     threads: CFG["timing"]["threads"]
     resources:
-        gpu=1,
+        **rule_resources("sample"),
     log:
         "results/{profile}/logs/sample/{model}/{spec}.log",
     shell:
@@ -23,7 +23,10 @@ rule evaluate:
     params:
         cfg=job_params(paths.BANK_METRICS),
         cmd=job_shell(paths.BANK_METRICS),
+    threads: rule_threads("evaluate")
+    resources:
+        **rule_resources("evaluate"),
     log:
         "results/{profile}/logs/evaluate/{model}/{spec}.log",
     shell:
-        "OMP_NUM_THREADS=1 {params.cmd} 2>&1 | tee {log}"
+        "OMP_NUM_THREADS={threads} {params.cmd} 2>&1 | tee {log}"

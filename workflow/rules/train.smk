@@ -8,9 +8,9 @@ rule train:
     params:
         cfg=job_params(paths.MODEL),
         cmd=job_shell(paths.MODEL),
-    threads: workflow.cores
+    threads: rule_threads("train")
     resources:
-        gpu=1,
+        **rule_resources("train"),
     log:
         "results/{profile}/logs/train/{model}.log",
     shell:
