@@ -22,12 +22,17 @@ class Denoiser(nn.Module):
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
         self.net, self.schedule, self.parameterization = net, schedule, parameterization
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond=None):
-        t = torch.as_tensor(t, device=x_t.device)
-        if t.ndim == 0:
-            t = t.expand(x_t.shape[0])
-        alpha, sigma = (_bcast(c, x_t) for c in self.schedule.alpha_sigma(t))
-        out = self.net(x_t, t.to(x_t.dtype), cond) if cond is not None else self.net(x_t, t.to(x_t.dtype))
+    def forward(self, x_t: torch.Tensor, t, cond=None):
+        """``t``: one time for the whole batch (a float or 0-d tensor: the samplers' fast path, with
+        Python-float coefficients) or one time per sample (a 1-d tensor)."""
+        if isinstance(t, float) or (torch.is_tensor(t) and t.ndim == 0):
+            alpha, sigma = self.schedule.alpha_sigma_float(float(t))
+            t_net = torch.full((x_t.shape[0],), float(t), dtype=x_t.dtype, device=x_t.device)
+        else:
+            t = torch.as_tensor(t, device=x_t.device)
+            alpha, sigma = (_bcast(c, x_t) for c in self.schedule.alpha_sigma(t))
+            t_net = t.to(x_t.dtype)
+        out = self.net(x_t, t_net, cond) if cond is not None else self.net(x_t, t_net)
         return convert(out, x_t, alpha, sigma, self.parameterization)
 
 
@@ -35,7 +40,7 @@ def convert(out, x_t, alpha, sigma, parameterization):
     """(x0_hat, eps_hat) from a network output of the given parameterization."""
     if parameterization == "eps":
         eps = out
-        x0 = (x_t - sigma * eps) / alpha
+        x0 = torch.sub(x_t, eps, alpha=sigma).div_(alpha) if isinstance(sigma, float) else (x_t - sigma * eps) / alpha
     elif parameterization == "x":
         x0 = out
         eps = (x_t - alpha * x0) / sigma

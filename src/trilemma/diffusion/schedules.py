@@ -72,6 +72,14 @@ class DiscreteSchedule:
         lo = (t + 1.0).floor().clamp(max=self.num_steps - 1).long()
         return torch.log1p(-self.betas.to(t.device))[lo]
 
+    def alpha_sigma_float(self, t: float) -> tuple[float, float]:
+        """(alpha_t, sigma_t) as Python floats for one time: the samplers' per-step fast path."""
+        cache = self.__dict__.setdefault("_float_cache", {})
+        if t not in cache:
+            alpha, sigma = self.alpha_sigma(torch.tensor(float(t), dtype=torch.float64))
+            cache[t] = (float(alpha), float(sigma))
+        return cache[t]
+
     def alpha_sigma(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)), float64."""
         log_abar = self.log_alpha_bar(t)

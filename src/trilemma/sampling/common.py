@@ -24,7 +24,3 @@ class CountNFE(nn.Module):
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-def full_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.full((x.shape[0],), float(t), dtype=torch.float64, device=x.device)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from trilemma.diffusion.schedules import _bcast
-from trilemma.sampling.common import full_t, randn_like
+from trilemma.sampling.common import randn_like
 
 VARIANCES = ("beta", "beta_tilde")
 
@@ -22,18 +21,14 @@ def sample_ddpm(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, variance: str 
     """Walk the descending grid ``ts`` (ending at -1) from ``x_T``."""
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
-    sched = denoiser.schedule
     x = x_T
-    for i in range(len(ts) - 1):
-        t, s = ts[i], ts[i + 1]
-        x0, _ = denoiser(x, full_t(t, x), cond)
+    n = len(ts) - 1
+    for i in range(n):
+        c_x0, c_xt, beta_tilde, beta = (float(c) for c in denoiser.schedule.posterior(ts[i], ts[i + 1]))
+        x0, _ = denoiser(x, float(ts[i]), cond)
         if clip_x0 is not None:
             x0 = x0.clamp(*clip_x0)
-        c_x0, c_xt, beta_tilde, beta = sched.posterior(t, s)
-        mean = _bcast(c_x0, x) * x0 + _bcast(c_xt, x) * x
-        if i < len(ts) - 2:
-            var = beta if variance == "beta" else beta_tilde
-            x = mean + _bcast(var.sqrt(), x) * randn_like(x, generator)
-        else:
-            x = mean
+        x = c_x0 * x0 + c_xt * x
+        if i < n - 1:
+            x = x + (beta if variance == "beta" else beta_tilde) ** 0.5 * randn_like(x, generator)
     return x

@@ -18,22 +18,20 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from trilemma.diffusion.schedules import _bcast
-from trilemma.sampling.common import full_t
 
 T_END = 0.0  # index 0: abar_1, i.e. continuous time 1/T
 
 
 def pf_ode_drift(denoiser, x: torch.Tensor, t: float, cond=None) -> torch.Tensor:
     sched = denoiser.schedule
-    _, eps = denoiser(x, full_t(torch.tensor(t), x), cond)
-    g = sched.d_log_alpha_bar(t)
-    _, sigma = sched.alpha_sigma(t)
-    return _bcast(0.5 * g, x) * (x - eps / _bcast(sigma, x))
+    _, eps = denoiser(x, float(t), cond)
+    g = float(sched.d_log_alpha_bar(t))
+    _, sigma = sched.alpha_sigma_float(float(t))
+    return 0.5 * g * (x - eps / sigma)
 
 
 def _denoise(denoiser, x, cond):
-    x0, _ = denoiser(x, full_t(torch.tensor(T_END), x), cond)
+    x0, _ = denoiser(x, T_END, cond)
     return x0
 
 
