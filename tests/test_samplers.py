@@ -143,3 +143,16 @@ def test_nfe_counted_by_wrapping_the_network():
         counted = CountNFE(den)
         sample_ddim(counted, x_T(8), torch.tensor(sorted(grid, reverse=True) + [-1], dtype=torch.float64))
         assert counted.nfe == nfe
+
+
+def test_ddim_step_with_per_sample_times_matches_scalar_steps():
+    """Progressive distillation takes teacher DDIM steps at a different t per sample."""
+    from trilemma.sampling.ddim import ddim_step
+    _, _, den = setup()
+    x = x_T(6)
+    t = torch.tensor([999.0, 700.0, 500.0, 300.0, 100.0, 10.0], dtype=torch.float64)
+    s = t - 37
+    batched, x0_b = ddim_step(den, x, t, s)
+    for i in range(6):
+        one, x0_1 = ddim_step(den, x[i:i + 1], t[i], s[i])
+        assert torch.allclose(batched[i:i + 1], one, atol=1e-5) and torch.allclose(x0_b[i:i + 1], x0_1, atol=1e-5)

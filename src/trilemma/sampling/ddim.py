@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.common import randn_like
 
 
@@ -23,21 +24,33 @@ def ddim_sigma(log_abar_t: torch.Tensor, log_abar_s: torch.Tensor, eta: float) -
 
 
 def ddim_coefficients(schedule, t, s, *, eta: float = 0.0, sigma_hat: bool = False):
-    """(c_x0, c_eps, c_noise) of one step t -> s: x_s = c_x0 x0_hat + c_eps eps_hat + c_noise z."""
+    """(c_x0, c_eps, c_noise) of the step t -> s: x_s = c_x0 x0_hat + c_eps eps_hat + c_noise z.
+    Python floats for one time (the samplers' loop), float64 tensors for per-sample times (B,)
+    (the teacher steps of progressive distillation)."""
     la_t, la_s = schedule.log_alpha_bar(t), schedule.log_alpha_bar(s)
     sigma = ddim_sigma(la_t, la_s, 1.0 if sigma_hat else eta)
     direction = (1 - la_s.exp() - sigma ** 2).clamp_min(0).sqrt()
     noise = (-torch.expm1(la_t - la_s)).sqrt() if sigma_hat else sigma
-    return float((0.5 * la_s).exp()), float(direction), float(noise)
+    coefficients = ((0.5 * la_s).exp(), direction, noise)
+    if la_t.ndim == 0 and la_s.ndim == 0:
+        return tuple(float(c) for c in coefficients)
+    return coefficients
 
 
 def ddim_step(denoiser, x, t, s, *, eta: float = 0.0, sigma_hat: bool = False, cond=None,
               generator=None, coefficients=None):
-    """One generalized DDIM step from time t to s < t; returns (x_s, x0_hat)."""
+    """One generalized DDIM step from time t to s < t (scalars, or per-sample (B,) tensors);
+    returns (x_s, x0_hat)."""
     c_x0, c_eps, c_noise = coefficients or ddim_coefficients(denoiser.schedule, t, s, eta=eta, sigma_hat=sigma_hat)
-    x0, eps = denoiser(x, float(t), cond)
-    x_s = torch.add(x0 * c_x0, eps, alpha=c_eps)
-    if c_noise > 0:
+    x0, eps = denoiser(x, t if torch.is_tensor(t) and t.ndim else float(t), cond)
+    if isinstance(c_x0, float):
+        x_s = torch.add(x0 * c_x0, eps, alpha=c_eps)
+        if c_noise > 0:
+            x_s = x_s + c_noise * randn_like(x, generator)
+        return x_s, x0
+    c_x0, c_eps, c_noise = (_bcast(c, x) for c in (c_x0, c_eps, c_noise))
+    x_s = c_x0 * x0 + c_eps * eps
+    if bool((c_noise > 0).any()):
         x_s = x_s + c_noise * randn_like(x, generator)
     return x_s, x0
 
