@@ -12,7 +12,8 @@ from torch import nn
 
 from trilemma.diffusion.schedules import _bcast
 
-PARAMETERIZATIONS = ("eps", "x", "v")
+PARAMETERIZATIONS = ("eps", "x", "v", "both")
+OUTPUTS = {"eps": 1, "x": 1, "v": 1, "both": 2}   # network outputs per data dimension
 
 
 class Denoiser(nn.Module):
@@ -27,7 +28,8 @@ class Denoiser(nn.Module):
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])
         alpha, sigma = (_bcast(c, x_t) for c in self.schedule.alpha_sigma(t))
-        out = self.net(x_t, t.to(x_t.dtype), cond) if cond is not None else self.net(x_t, t.to(x_t.dtype))
+        t_in = self.schedule.net_time(t).to(x_t.dtype)
+        out = self.net(x_t, t_in, cond) if cond is not None else self.net(x_t, t_in)
         return convert(out, x_t, alpha, sigma, self.parameterization)
 
 
@@ -39,7 +41,11 @@ def convert(out, x_t, alpha, sigma, parameterization):
     elif parameterization == "x":
         x0 = out
         eps = (x_t - alpha * x0) / sigma
-    else:  # v = alpha * eps - sigma * x0
+    elif parameterization == "v":  # v = alpha * eps - sigma * x0
         x0 = alpha * x_t - sigma * out
         eps = sigma * x_t + alpha * out
+    else:  # both (x~, eps~), mixed with weight sigma^2 on x~ (progressive distillation Sec. 4)
+        x_tilde, eps_tilde = out.chunk(2, dim=1)
+        x0 = sigma ** 2 * x_tilde + alpha * (x_t - sigma * eps_tilde)
+        eps = (x_t - alpha * x0) / sigma
     return x0, eps

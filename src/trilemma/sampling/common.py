@@ -27,4 +27,6 @@ def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
 
 
 def full_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return torch.full((x.shape[0],), float(t), dtype=torch.float64, device=x.device)
+    """A (B,) float64 time vector: a scalar t repeated, or a per-example (B,) vector kept as is."""
+    t = torch.as_tensor(t, dtype=torch.float64, device=x.device)
+    return t.expand(x.shape[0]).clone() if t.ndim == 0 else t

@@ -23,7 +23,8 @@ def ddim_sigma(log_abar_t: torch.Tensor, log_abar_s: torch.Tensor, eta: float) -
 
 def ddim_step(denoiser, x, t, s, *, eta: float = 0.0, sigma_hat: bool = False, cond=None,
               generator=None):
-    """One generalized DDIM step from time t to s < t; returns (x_s, x0_hat)."""
+    """One generalized DDIM step from time t to s < t (scalars, or per-example (B,) vectors as in
+    progressive distillation's teacher steps); returns (x_s, x0_hat)."""
     sched = denoiser.schedule
     x0, eps = denoiser(x, full_t(t, x), cond)
     la_t, la_s = sched.log_alpha_bar(t), sched.log_alpha_bar(s)
@@ -31,7 +32,7 @@ def ddim_step(denoiser, x, t, s, *, eta: float = 0.0, sigma_hat: bool = False, c
     direction = (1 - la_s.exp() - sigma ** 2).clamp_min(0).sqrt()
     noise_scale = (-torch.expm1(la_t - la_s)).sqrt() if sigma_hat else sigma
     x_s = _bcast((0.5 * la_s).exp(), x) * x0 + _bcast(direction, x) * eps
-    if float(noise_scale) > 0:
+    if bool((noise_scale > 0).any()):
         x_s = x_s + _bcast(noise_scale, x) * randn_like(x, generator)
     return x_s, x0
 
