@@ -25,7 +25,8 @@ def test_snakemake_and_dvc_plan_the_same_jobs(repo_copy):
         name, cmd = by_outs[outs]
         assert name.split("-")[0] == rule
         assert cmd in shell, f"{rule}: DVC runs `{cmd}`, snakemake `{shell}`"
-    assert counts == {"fetch_data": 1, "train": 1, "sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"fetch_data": 1, "train": 2, "distill": 2, "sample": 14, "evaluate": 14, "collect": 1,
+                      "report": 1, "all": 1}
 
 
 def test_dvc_params_point_at_config_keys():

@@ -39,8 +39,12 @@ def test_outputs_and_metrics(built):
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
-    assert set(df["method"]) == {"ddpm", "ddim", "pf_ode"}
-    assert len(df) == 8
+    assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic"}
+    assert len(df) == 14
+    pd_rows = df[df["method"] == "pd"].sort_values("steps")
+    assert pd_rows["steps"].tolist() == [4, 8] and pd_rows["round"].tolist() == [2, 1]
+    assert (pd_rows["nfe"] == pd_rows["steps"]).all()
+    assert set(df[df["model"] == "teacher_pd"]["steps"]) == {4, 8}
     ddim10 = df[(df["method"] == "ddim") & (df["steps"] == 10)]
     assert (ddim10["nfe"] == 10).all()
     heun = df[df["spec"] == "pf_ode-heun-s10"]
@@ -48,6 +52,9 @@ def test_outputs_and_metrics(built):
     assert (df["time_per_100_s"] > 0).all() and df["device"].str.startswith("cpu").all()
     report = (out / "report.md").read_text()
     assert "DDIM Table 1" in report and "13.36" in report  # the paper's numbers, in their own table
+    dist = (out / "tables/distillation.md").read_text()
+    assert "paper PD FID (CIFAR-10)" in dist and "2.57" in dist and "Headline, 4 steps" in dist
+    assert (out / "figures/fid_vs_steps.png").stat().st_size > 0
 
 
 def test_second_run_does_nothing(built):
@@ -79,8 +86,11 @@ def test_new_ddim_step_runs_only_new_jobs(built):
 
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddim.py", {"sample": 4, "evaluate": 4, "collect": 1, "report": 1, "all": 1}),
-    ("src/trilemma/models/mlp.py", {"train": 1, "sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/sampling/ddim.py", {"distill": 2, "sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/models/mlp.py", {"train": 2, "distill": 2, "sample": 14, "evaluate": 14, "collect": 1,
+                                    "report": 1, "all": 1}),
+    ("src/trilemma/training/tasks/distill.py", {"distill": 2, "sample": 2, "evaluate": 2, "collect": 1,
+                                                "report": 1, "all": 1}),
 ])
 def test_code_edits_rerun_what_they_affect(built, path, expected):
     f = built / path
@@ -99,7 +109,7 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(repo_copy):
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo_copy)
     run_cmd(["dvc", "repro", "-q"], cwd=repo_copy, timeout=1200)
     out = repo_copy / "results/ci"
-    assert len(pd.read_csv(out / "metrics.csv")) == 8 and (out / "figures/fid_vs_time.png").exists()
+    assert len(pd.read_csv(out / "metrics.csv")) == 14 and (out / "figures/fid_vs_time.png").exists()
     assert "up to date" in run_cmd(["dvc", "status"], cwd=repo_copy).stdout
     assert "Stage 'report' didn't change" in run_cmd(["dvc", "repro"], cwd=repo_copy).stdout
     edit_yaml(repo_copy / "params.yaml", lambda c: c["report"].update(dpi=61))
@@ -130,3 +140,52 @@ def test_slurm_executor_reproduces_the_local_results(built, repo_copy):
     slurm = pd.read_csv(repo_copy / "results/ci/metrics.csv")
     timing = ["time_per_100_s", "device"]
     pd.testing.assert_frame_equal(local.drop(columns=timing), slurm.drop(columns=timing))
+
+
+# ----------------------------------------------------------------------------- progressive distillation
+def test_last_round_updates_rerun_only_that_round(built):
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=31))
+    counts, jobs = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=30))
+    assert counts == {"distill": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
+    assert [outs[0] for rule, outs, _ in jobs if rule == "distill"] == ["results/ci/models/pd_s4/model.safetensors"]
+
+
+def test_final_steps_4_to_2_adds_one_round_and_its_evaluation(built):
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"].update(final_steps=2))
+    counts, jobs = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"].update(final_steps=4))
+    # the new round, its student bank and the DDIM + stochastic baselines at 2 steps
+    assert counts == {"distill": 1, "sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}
+    assert all("s2" in outs[0] for rule, outs, _ in jobs if rule in ("distill", "sample", "evaluate"))
+
+
+def test_killed_round_resumes(built):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import BIN
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=3000))
+    cmd = ["trilemma", "distill", "--profile", "ci", "--teacher-dir", "results/ci/models/pd_s8", "--steps", "4",
+           "--data", "results/ci/data/gauss25.safetensors", "--out", "killed/model.safetensors", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    state = built / "results/ci/.resume/pd_s4/state.pt"
+    try:
+        proc = subprocess.Popen(cmd, cwd=built, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while not state.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the round finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert state.exists() and not (built / "killed/model.safetensors").exists()
+        resumed = run_cmd(cmd, cwd=built, env={"OMP_NUM_THREADS": "1"})
+    finally:
+        edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=30))
+    assert "resuming from step" in resumed.stderr
+    assert int(resumed.stderr.split("resuming from step ")[1].split()[0]) > 0
+    log = (built / "killed/train_log.jsonl").read_text().splitlines()
+    assert json.loads(log[-1])["step"] == 3000 and not state.exists()
+    assert json.loads((built / "killed/model.json").read_text())["round"] == 2

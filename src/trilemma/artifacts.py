@@ -97,8 +97,8 @@ def save_model(weights_path, state_dict: dict[str, torch.Tensor], model_json: di
 
 def load_model(model_dir):
     """Rebuild a trained model as a :class:`~trilemma.diffusion.denoiser.Denoiser` from its directory."""
-    from trilemma.diffusion.denoiser import Denoiser
-    from trilemma.diffusion.schedules import DiscreteSchedule
+    from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
+    from trilemma.diffusion.schedules import schedule_from_config
     from trilemma.models.registry import build_model
 
     model_dir = Path(model_dir)
@@ -106,12 +106,12 @@ def load_model(model_dir):
     state, meta = load_tensors(model_dir / "model.safetensors")
     if meta.get("kind") != "model":
         raise ArtifactError(f"{model_dir / 'model.safetensors'}: not a model file (kind={meta.get('kind')!r})")
-    net = build_model(info["model"], info["data_dim"])
+    net = build_model(info["model"], info["data_dim"], info["data_dim"] * OUTPUTS[info["parameterization"]])
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
         raise ArtifactError(f"{model_dir / 'model.safetensors'}: weights do not match model.json "
                             f"({str(exc).splitlines()[0]}); re-run training") from None
     net.eval().requires_grad_(False)
-    schedule = DiscreteSchedule.from_config(info["schedule"])
+    schedule = schedule_from_config(info["schedule"])
     return Denoiser(net, schedule, info["parameterization"]), info

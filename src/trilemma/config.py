@@ -107,8 +107,24 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
             if bank not in banks:
                 problems.append(f"report.{key}: '{bank}' is not a sample bank of this profile; "
                                 f"known banks: {sorted(banks)}")
+    problems += _distill_problems(cfg)
     if cfg["evaluation"]["prc_neighborhood"] >= min(cfg["sampling"]["num_samples"], cfg["data"]["num_eval"]):
         problems.append("evaluation.prc_neighborhood must be smaller than the number of samples")
+    return problems
+
+
+def _distill_problems(cfg: Mapping[str, Any]) -> list[str]:
+    from trilemma import dag
+
+    d, problems = cfg["distill"], []
+    for key in ("start_steps", "final_steps"):
+        if d[key] & (d[key] - 1):
+            problems.append(f"distill.{key}: {d[key]} is not a power of two (each round halves the steps)")
+    if d["final_steps"] >= d["start_steps"]:
+        problems.append(f"distill.final_steps ({d['final_steps']}) must be below start_steps ({d['start_steps']})")
+    students = dag.student_steps(cfg) if not problems else []
+    if students and d["headline_steps"] not in students:
+        problems.append(f"distill.headline_steps: {d['headline_steps']} is not a student of the chain {students}")
     return problems
 
 

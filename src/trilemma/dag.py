@@ -32,11 +32,21 @@ CODE = {
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
                               PKG + "stages/evaluate.py"],
     "collect": [PKG + "stages/collect.py"],
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
+    "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
+        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/tasks/pd_teacher.py",
+        PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
+    "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
+        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/tasks/pd_teacher.py",
+        PKG + "training/tasks/distill.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
+        PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
+    "sampler:pd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
+    "sampler:stoch": [PKG + "sampling/ddpm.py", PKG + "diffusion/continuous.py"],
+    "report": [PKG + "reporting/tables.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "stages/report.py"],
 }
 
 TEACHER = "teacher_ddpm"
+PD_TEACHER = "teacher_pd"
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,44 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)]
+    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg)
+
+
+# ----------------------------------------------------------------------------- progressive distillation
+def student_steps(cfg: Mapping[str, Any]) -> list[int]:
+    """The students of the chain, start/2 ... final (one round each)."""
+    d = cfg["distill"]
+    out, n = [], d["start_steps"] // 2
+    while n >= d["final_steps"]:
+        out.append(n)
+        n //= 2
+    return out
+
+
+def student(steps: int) -> str:
+    return f"pd_s{steps}"
+
+
+def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
+    """The config key holding the updates of the round that makes the ``steps``-step student."""
+    key = f"s{steps}"
+    return f"distill.rounds.updates.{key if key in cfg['distill']['rounds']['updates'] else 'default'}"
+
+
+def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """Every student with its own N-step DDIM sampler, and DDIM (plus the optional stochastic
+    sampler) on the distillation teacher at the same N, for N <= ``distill.eval.baseline_max_steps``."""
+    d = cfg["distill"]
+    steps = student_steps(cfg)
+    ids = [f"{student(n)}/pd-s{n}" for n in steps]
+    base = [n for n in [d["start_steps"], *steps] if n <= d["eval"]["baseline_max_steps"]]
+    ids += [f"{PD_TEACHER}/ddim-eta0-uniform-s{n}" for n in base]
+    ids += [f"{PD_TEACHER}/stoch-v{fmt_num(v)}-s{n}" for v in d["eval"]["stochastic_v"] for n in base]
+    return ids
+
+
+def is_distill_bank(bank: str) -> bool:
+    return bank.split("/")[0] == PD_TEACHER or bank.startswith("pd_s")
 
 
 def sampler_family(spec: str) -> str:
@@ -86,6 +133,8 @@ SAMPLER_PARAMS = {
     "ddpm": ["sampling.ddpm.clip_x0"],
     "ddim": [],
     "pf_ode": ["sampling.pf_ode.rtol", "sampling.pf_ode.atol"],
+    "pd": [],
+    "stoch": [],
 }
 
 
@@ -108,22 +157,13 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         ("trilemma", "train", "--profile", p, "--model", TEACHER, "--data", data, "--out", model),
         (data, *CODE["train"]), (model, model_cfg, log), ("seed", "teacher")))
 
+    out += distill_train_jobs(cfg, data)
     banks = []
-    for spec in sample_specs(cfg):
-        bank = paths.fmt(paths.BANK, profile=p, model=TEACHER, spec=spec)
-        fam = sampler_family(spec)
-        out.append(Job(
-            "sample", f"sample-{TEACHER}-{spec}",
-            ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=TEACHER),
-             "--spec", spec, "--out", bank),
-            (model, model_cfg, *CODE["sample"], *CODE[f"sampler:{fam}"]), (bank,),
-            ("seed", "sampling.num_samples", "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam])))
-        metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=TEACHER, spec=spec)
-        out.append(Job(
-            "evaluate", f"evaluate-{TEACHER}-{spec}",
-            ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics),
-            (bank, data, *CODE["evaluate"]), (metrics,), ("evaluation",)))
-        banks.append((bank, metrics))
+    for bank_id in bank_ids(cfg):
+        model_name, spec = bank_id.split("/")
+        bank_jobs = sample_and_evaluate(cfg, model_name, spec, data)
+        out += bank_jobs
+        banks.append((bank_jobs[0].outs[0], bank_jobs[1].outs[0]))
 
     csv = paths.fmt(paths.METRICS_CSV, profile=p)
     out.append(Job(
@@ -141,8 +181,55 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     return out
 
 
-TABLES = ("ddim", "fast_sampling")
-FIGURES = ("fid_vs_time", "samples")
+def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data: str) -> list[Job]:
+    """The sample job of one bank and the evaluate job of its metrics."""
+    p = cfg["profile"]
+    model = paths.fmt(paths.MODEL, profile=p, model=model_name)
+    model_cfg = paths.fmt(paths.MODEL_CONFIG, profile=p, model=model_name)
+    bank = paths.fmt(paths.BANK, profile=p, model=model_name, spec=spec)
+    fam = sampler_family(spec)
+    count = "distill.eval.num_samples" if is_distill_bank(f"{model_name}/{spec}") else "sampling.num_samples"
+    sample = Job(
+        "sample", f"sample-{model_name}-{spec}",
+        ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
+         "--spec", spec, "--out", bank),
+        (model, model_cfg, *CODE["sample"], *CODE[f"sampler:{fam}"]), (bank,),
+        ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
+    metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model_name, spec=spec)
+    evaluate = Job(
+        "evaluate", f"evaluate-{model_name}-{spec}",
+        ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics),
+        (bank, data, *CODE["evaluate"]), (metrics,), ("evaluation",))
+    return [sample, evaluate]
+
+
+def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
+    """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
+    p = cfg["profile"]
+    files = lambda name: tuple(paths.fmt(pat, profile=p, model=name)  # noqa: E731
+                               for pat in (paths.MODEL, paths.MODEL_CONFIG, paths.TRAIN_LOG))
+    out = [Job("train", f"train-{PD_TEACHER}",
+               ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
+                "--out", files(PD_TEACHER)[0]),
+               (data, *CODE["train_pd"]), files(PD_TEACHER), ("seed", "distill.teacher"))]
+    prev = PD_TEACHER
+    for n in student_steps(cfg):
+        outs = files(student(n))
+        out.append(Job(
+            "distill", f"distill-{student(n)}",
+            ("trilemma", "distill", "--profile", p, "--teacher-dir",
+             paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=prev), "--steps", str(n),
+             "--data", data, "--out", outs[0]),
+            (files(prev)[0], files(prev)[1], data, *CODE["distill"]), outs,
+            ("seed", "distill.teacher.weighting", round_updates_key(cfg, n), "distill.rounds.batch_size",
+             "distill.rounds.lr", "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
+             "distill.rounds.log_every")))
+        prev = student(n)
+    return out
+
+
+TABLES = ("ddim", "fast_sampling", "distillation")
+FIGURES = ("fid_vs_time", "samples", "fid_vs_steps")
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:

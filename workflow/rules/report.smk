@@ -38,6 +38,16 @@ rule report:
             caption="../report/fast_sampling_table.rst",
             category="Tables",
         ),
+        report(
+            paths.fmt(paths.TABLE, profile="{profile}", table="distillation"),
+            caption="../report/distillation_table.rst",
+            category="Tables",
+        ),
+        report(
+            paths.fmt(paths.FIGURE, profile="{profile}", figure="fid_vs_steps"),
+            caption="../report/fid_vs_steps.rst",
+            category="Figures",
+        ),
         paths.REPORT,
     params:
         cfg=job_params(paths.REPORT),

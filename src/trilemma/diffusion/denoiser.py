@@ -12,7 +12,8 @@ from torch import nn
 
 from trilemma.diffusion.schedules import _bcast
 
-PARAMETERIZATIONS = ("eps", "x", "v")
+PARAMETERIZATIONS = ("eps", "x", "v", "both")
+OUTPUTS = {"eps": 1, "x": 1, "v": 1, "both": 2}   # network outputs per data dimension
 
 
 class Denoiser(nn.Module):
@@ -27,12 +28,12 @@ class Denoiser(nn.Module):
         Python-float coefficients) or one time per sample (a 1-d tensor)."""
         if isinstance(t, float) or (torch.is_tensor(t) and t.ndim == 0):
             alpha, sigma = self.schedule.alpha_sigma_float(float(t))
-            t_net = torch.full((x_t.shape[0],), float(t), dtype=x_t.dtype, device=x_t.device)
+            t = torch.full((x_t.shape[0],), float(t), dtype=torch.float64, device=x_t.device)
         else:
             t = torch.as_tensor(t, device=x_t.device)
             alpha, sigma = (_bcast(c, x_t) for c in self.schedule.alpha_sigma(t))
-            t_net = t.to(x_t.dtype)
-        out = self.net(x_t, t_net, cond) if cond is not None else self.net(x_t, t_net)
+        t_in = self.schedule.net_time(t).to(x_t.dtype)
+        out = self.net(x_t, t_in, cond) if cond is not None else self.net(x_t, t_in)
         return convert(out, x_t, alpha, sigma, self.parameterization)
 
 
@@ -44,7 +45,11 @@ def convert(out, x_t, alpha, sigma, parameterization):
     elif parameterization == "x":
         x0 = out
         eps = (x_t - alpha * x0) / sigma
-    else:  # v = alpha * eps - sigma * x0
+    elif parameterization == "v":  # v = alpha * eps - sigma * x0
         x0 = alpha * x_t - sigma * out
         eps = sigma * x_t + alpha * out
+    else:  # both (x~, eps~), mixed with weight sigma^2 on x~ (progressive distillation Sec. 4)
+        x_tilde, eps_tilde = out.chunk(2, dim=1)
+        x0 = sigma ** 2 * x_tilde + alpha * (x_t - sigma * eps_tilde)
+        eps = (x_t - alpha * x0) / sigma
     return x0, eps

@@ -20,8 +20,56 @@ def linear_betas(beta_start: float, beta_end: float, num_steps: int) -> torch.Te
     return torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
 
 
+class VPSchedule:
+    """What every VP schedule shares, derived from ``log_alpha_bar(t)`` alone (float64): the interface
+    the samplers and the denoiser wrapper use.  Subclasses define ``log_alpha_bar``,
+    ``d_log_alpha_bar``, ``t_min``, ``t_max`` and ``net_time`` (the time input of the network)."""
+
+    continuous = False
+
+    def net_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The network's time input at schedule time t (the index itself for discrete chains)."""
+        return t
+
+    def logsnr(self, t: torch.Tensor | float) -> torch.Tensor:
+        """lambda_t = log(alpha_t^2 / sigma_t^2)."""
+        log_abar = self.log_alpha_bar(t)
+        return log_abar - torch.log(-torch.expm1(log_abar))
+
+    def alpha_sigma_float(self, t: float) -> tuple[float, float]:
+        """(alpha_t, sigma_t) as Python floats for one time: the samplers' per-step fast path."""
+        cache = self.__dict__.setdefault("_float_cache", {})
+        if t not in cache:
+            alpha, sigma = self.alpha_sigma(torch.tensor(float(t), dtype=torch.float64))
+            cache[t] = (float(alpha), float(sigma))
+        return cache[t]
+
+    def alpha_sigma(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)), float64."""
+        log_abar = self.log_alpha_bar(t)
+        return (0.5 * log_abar).exp(), (-torch.expm1(log_abar)).clamp_min(0).sqrt()
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps  (DDPM Eq. 4)."""
+        alpha, sigma = (_bcast(c, x0) for c in self.alpha_sigma(t))
+        return alpha * x0 + sigma * eps
+
+    def posterior(self, t: torch.Tensor | float, s: torch.Tensor | float):
+        """Coefficients of q(x_s | x_t, x_0) for s < t on this chain (DDPM Eq. 6-7, on a subsequence
+        as in improved-DDPM respacing): mean = c_x0 * x_0 + c_xt * x_t, variance beta_tilde, and the
+        "large" variance beta' = 1 - abar_t / abar_s.  Returns (c_x0, c_xt, beta_tilde, beta')."""
+        la_t, la_s = self.log_alpha_bar(t), self.log_alpha_bar(s)
+        abar_t, abar_s = la_t.exp(), la_s.exp()
+        beta = -torch.expm1(la_t - la_s)           # 1 - abar_t / abar_s
+        alpha = 1.0 - beta
+        c_x0 = abar_s.sqrt() * beta / (1.0 - abar_t)
+        c_xt = alpha.sqrt() * (1.0 - abar_s) / (1.0 - abar_t)
+        beta_tilde = (1.0 - abar_s) / (1.0 - abar_t) * beta
+        return c_x0, c_xt, beta_tilde, beta
+
+
 @dataclass
-class DiscreteSchedule:
+class DiscreteSchedule(VPSchedule):
     """A discrete VP schedule; every coefficient is derived from ``betas`` in float64."""
 
     betas: torch.Tensor  # (T,), float64
@@ -72,38 +120,16 @@ class DiscreteSchedule:
         lo = (t + 1.0).floor().clamp(max=self.num_steps - 1).long()
         return torch.log1p(-self.betas.to(t.device))[lo]
 
-    def alpha_sigma_float(self, t: float) -> tuple[float, float]:
-        """(alpha_t, sigma_t) as Python floats for one time: the samplers' per-step fast path."""
-        cache = self.__dict__.setdefault("_float_cache", {})
-        if t not in cache:
-            alpha, sigma = self.alpha_sigma(torch.tensor(float(t), dtype=torch.float64))
-            cache[t] = (float(alpha), float(sigma))
-        return cache[t]
-
-    def alpha_sigma(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)), float64."""
-        log_abar = self.log_alpha_bar(t)
-        return (0.5 * log_abar).exp(), (-torch.expm1(log_abar)).clamp_min(0).sqrt()
-
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps  (DDPM Eq. 4)."""
-        alpha, sigma = (_bcast(c, x0) for c in self.alpha_sigma(t))
-        return alpha * x0 + sigma * eps
-
-    def posterior(self, t: torch.Tensor | float, s: torch.Tensor | float):
-        """Coefficients of q(x_s | x_t, x_0) for s < t on this chain (DDPM Eq. 6-7, on a subsequence
-        as in improved-DDPM respacing): mean = c_x0 * x_0 + c_xt * x_t, variance beta_tilde, and the
-        "large" variance beta' = 1 - abar_t / abar_s.  Returns (c_x0, c_xt, beta_tilde, beta')."""
-        la_t, la_s = self.log_alpha_bar(t), self.log_alpha_bar(s)
-        abar_t, abar_s = la_t.exp(), la_s.exp()
-        beta = -torch.expm1(la_t - la_s)           # 1 - abar_t / abar_s
-        alpha = 1.0 - beta
-        c_x0 = abar_s.sqrt() * beta / (1.0 - abar_t)
-        c_xt = alpha.sqrt() * (1.0 - abar_s) / (1.0 - abar_t)
-        beta_tilde = (1.0 - abar_s) / (1.0 - abar_t) * beta
-        return c_x0, c_xt, beta_tilde, beta
-
 
 def _bcast(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     c = c.to(like.dtype).to(like.device)
     return c.reshape(c.shape + (1,) * (like.ndim - c.ndim))
+
+
+def schedule_from_config(sched: dict) -> VPSchedule:
+    """The schedule a model.json names: ``linear`` (discrete DDPM chain) or ``cosine_logsnr``
+    (continuous time, progressive distillation; see :mod:`trilemma.diffusion.continuous`)."""
+    if sched["name"] == "cosine_logsnr":
+        from trilemma.diffusion.continuous import CosineLogSNRSchedule
+        return CosineLogSNRSchedule.from_config(sched)
+    return DiscreteSchedule.from_config(sched)

@@ -10,14 +10,15 @@ from trilemma.models.embedding import sinusoidal_embedding
 
 
 class ResidualMLP(nn.Module):
-    def __init__(self, data_dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 64):
+    def __init__(self, data_dim: int = 2, hidden: int = 128, depth: int = 3, emb_dim: int = 64,
+                 out_dim: int | None = None):
         super().__init__()
         self.emb_dim = emb_dim
         self.inp = nn.Linear(data_dim, hidden)
         self.temb = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
         self.time_proj = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, data_dim))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, out_dim or data_dim))
         nn.init.zeros_(self.out[1].weight)
         nn.init.zeros_(self.out[1].bias)
 

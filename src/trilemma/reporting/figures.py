@@ -24,11 +24,17 @@ def curve_label(row) -> str:
     if row["method"] == "ddpm":
         return "DDPM (σ²=β)" if row["variance"] == "beta" else "DDPM (σ²=β̃)"
     if row["method"] == "ddim":
+        if row.get("model") == "teacher_pd":
+            return None  # DDIM on the distillation teacher: in fid_vs_steps
         if str(row["sigma_hat"]).lower() == "true":
             return None
         return f"DDIM (η={float(row['eta']):g})" if float(row["eta"]) in (0.0, 1.0) else None
     if row["method"] == "pf_ode":
         return "PF-ODE"
+    if row["method"] == "pd":
+        return "PD student (DDIM)"
+    if row["method"] == "stochastic":
+        return None
     return str(row["method"])
 
 

@@ -4,6 +4,10 @@ Each step draws x_s ~ N(mu_tilde(x_t, x0_hat), sigma^2 I) with the posterior of 
 the kept subsequence (Nichol & Dhariwal 2021: beta'_i = 1 - abar_{s_i} / abar_{s_{i-1}}), and
 sigma^2 = beta' ("fixedlarge", sigma^2 = beta) or beta_tilde' ("fixedsmall").  As in the official
 code x0_hat may be clipped before the posterior mean; no noise is added at the last step.
+
+``v`` (instead of ``variance``) gives the stochastic sampler of progressive distillation (Salimans &
+Ho 2022, Sec. 5 / App.): the same posterior mean with variance (sigma~^2_{s|t})^(1-v) (sigma^2_{t|s})^v,
+i.e. beta_tilde'^(1-v) beta'^v (improved DDPM's log-variance interpolation with a fixed v).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ VARIANCES = ("beta", "beta_tilde")
 @torch.no_grad()
 def sample_ddpm(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, variance: str = "beta",
                 clip_x0: tuple[float, float] | None = None, cond=None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, v: float | None = None) -> torch.Tensor:
     """Walk the descending grid ``ts`` (ending at -1) from ``x_T``."""
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
@@ -30,5 +34,8 @@ def sample_ddpm(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, variance: str 
             x0 = x0.clamp(*clip_x0)
         x = c_x0 * x0 + c_xt * x
         if i < n - 1:
-            x = x + (beta if variance == "beta" else beta_tilde) ** 0.5 * randn_like(x, generator)
+            var = beta if variance == "beta" else beta_tilde
+            if v is not None:
+                var = beta_tilde ** (1 - v) * beta ** v
+            x = x + var ** 0.5 * randn_like(x, generator)
     return x

@@ -8,7 +8,7 @@ import pandas as pd
 
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
-from trilemma.reporting import figures, report, tables
+from trilemma.reporting import distillation, figures, report, tables
 
 
 def add_arguments(p):
@@ -24,7 +24,8 @@ def run(args):
     p, rep = cfg["profile"], cfg["report"]
     df = pd.read_csv(paths.fmt(paths.METRICS_CSV, profile=p))
     device = str(df["device"].iloc[0]) if len(df) else "unknown"
-    table_text = {"ddim": tables.ddim_table(df),
+    table_text = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER]),
+                  "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
                   "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device)}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
@@ -32,6 +33,7 @@ def run(args):
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device)
+    distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
     data, _ = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep["scatter_points"]
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")

@@ -6,6 +6,10 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
   ddim-eta<E>-<uniform|quadratic>-s<N>, ddim-sigmahat-<skip>-s<N>
   pf_ode-<rk45|rk23|dop853>          adaptive probability-flow ODE (scipy solve_ivp)
   pf_ode-<euler|heun>-s<N>           fixed-step probability-flow ODE
+  pd-s<N>                            a progressive-distillation student with its own N-step DDIM
+  stoch-v<V>-s<N>                    the PD paper's stochastic sampler: posterior mean, log-variance
+                                     (1-V) log sigma~^2_s|t + V log sigma^2_t|s (Salimans & Ho 2022)
+On a continuous-time model (cosine logSNR) every N-step grid is t_i = i/N (Algorithm 2's grid).
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ class SamplerSpec:
     sigma_hat: bool = False
     skip: str | None = None
     solver: str | None = None
+    v: float | None = None
 
     @property
     def label(self) -> str:
@@ -40,6 +45,10 @@ class SamplerSpec:
             return f"DDPM (σ²={'β' if self.variance == 'beta' else 'β̃'})"
         if self.method == "ddim":
             return f"DDIM ({'σ̂' if self.sigma_hat else f'η={self.eta:g}'}, {self.skip})"
+        if self.method == "pd":
+            return "PD student (DDIM)"
+        if self.method == "stochastic":
+            return f"PD stochastic (v={self.v:g})"
         return f"PF-ODE ({self.solver})"
 
 
@@ -51,6 +60,8 @@ _PATTERNS = [
      lambda m: dict(method="ddim", eta=1.0, sigma_hat=True, skip=m[1], steps=int(m[2]))),
     (re.compile(r"^pf_ode-(rk45|rk23|dop853)$"), lambda m: dict(method="pf_ode", solver=m[1])),
     (re.compile(r"^pf_ode-(euler|heun)-s(\d+)$"), lambda m: dict(method="pf_ode", solver=m[1], steps=int(m[2]))),
+    (re.compile(r"^pd-s(\d+)$"), lambda m: dict(method="pd", eta=0.0, skip="uniform", steps=int(m[1]))),
+    (re.compile(r"^stoch-v([0-9.]+)-s(\d+)$"), lambda m: dict(method="stochastic", v=float(m[1]), steps=int(m[2]))),
 ]
 
 
@@ -64,6 +75,8 @@ def parse_spec(spec: str) -> SamplerSpec:
 
 def make_sampler(spec: SamplerSpec, denoiser, cfg: dict):
     """A function ``run(x_T, generator) -> x_0`` for this spec."""
+    if denoiser.schedule.continuous:
+        return _continuous_sampler(spec, denoiser)
     T = denoiser.schedule.num_steps
     if spec.method == "ddpm":
         from trilemma.sampling.ddpm import sample_ddpm
@@ -82,6 +95,19 @@ def make_sampler(spec: SamplerSpec, denoiser, cfg: dict):
     return lambda x, g: sample_pf_ode_fixed(denoiser, x, steps=spec.steps, solver=spec.solver)
 
 
+def _continuous_sampler(spec: SamplerSpec, denoiser):
+    """Samplers of a continuous-time model on the uniform grid t_i = i / N."""
+    from trilemma.diffusion.continuous import uniform_grid
+    ts = uniform_grid(spec.steps)
+    if spec.method in ("ddim", "pd"):
+        from trilemma.sampling.ddim import sample_ddim
+        return lambda x, g: sample_ddim(denoiser, x, ts, eta=spec.eta, sigma_hat=spec.sigma_hat, generator=g)
+    if spec.method == "stochastic":
+        from trilemma.sampling.ddpm import sample_ddpm
+        return lambda x, g: sample_ddpm(denoiser, x, ts, v=spec.v, generator=g)
+    raise config.ConfigError(f"sampler spec {spec.spec!r} is not defined for a continuous-time model")
+
+
 def add_arguments(p):
     p.add_argument("--model-dir", required=True, help="directory with model.safetensors and model.json")
     p.add_argument("--spec", required=True, help="sampler spec id (see above)")
@@ -98,6 +124,8 @@ def run(args):
     counted = CountNFE(denoiser.to(device))
     sampler = make_sampler(spec, counted, cfg)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
+    if info["method"] in ("pd", "pd_teacher"):  # the distillation chain's banks (dag.distill_bank_ids)
+        n = cfg["distill"]["eval"]["num_samples"]
     chunks, nfe = [], None
     for b in tqdm(range(0, n, bs), desc=f"sample {spec.spec}", disable=args.no_progress, unit="batch"):
         g = torch.Generator(device).manual_seed(cfg["seed"] * 1_000_003 + b // bs)
@@ -113,6 +141,6 @@ def run(args):
     meta = {"kind": "bank", "model": info["name"], "model_method": info["method"], **asdict(spec),
             "sampler": spec.label, "nfe": nfe, "num_samples": n,
             "time_per_100_s": timing["median_s"] * 100 / tm["batch"], "timing": timing,
-            "device": timing["device"], "seed": cfg["seed"]}
+            "device": timing["device"], "seed": cfg["seed"], "round": info.get("round")}
     save_tensors(args.out, {"samples": samples}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")

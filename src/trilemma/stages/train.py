@@ -17,7 +17,7 @@ from trilemma.models.registry import build_model
 from trilemma.training.loop import LoopConfig, finish, train
 from trilemma.training.tasks.ddpm import DDPMTask
 
-MODELS = ("teacher_ddpm",)
+MODELS = ("teacher_ddpm", "teacher_pd")
 
 
 def add_arguments(p):
@@ -30,11 +30,17 @@ def add_arguments(p):
 def run(args):
     cfg = config.load(args.profile)
     tensors, meta = load_tensors(args.data)
-    section = cfg["teacher"]
     torch.manual_seed(cfg["seed"])
-    net = build_model(section["model"], meta["data_dim"])
-    schedule = DiscreteSchedule.from_config(section["schedule"])
-    task = DDPMTask(net, schedule, tensors["train"], section["train"])
+    if args.model == "teacher_pd":
+        from trilemma.training.tasks.pd_teacher import pd_teacher_setup
+        section, task, model_json = pd_teacher_setup(cfg, tensors, meta)
+    else:
+        section = cfg["teacher"]
+        net = build_model(section["model"], meta["data_dim"])
+        schedule = DiscreteSchedule.from_config(section["schedule"])
+        task = DDPMTask(net, schedule, tensors["train"], section["train"])
+        model_json = {"method": "ddpm", "model": section["model"], "schedule": section["schedule"],
+                      "parameterization": "eps"}
     loop_cfg = LoopConfig.from_config(section["train"])
     fingerprint = hashlib.sha256(json.dumps(
         {"model": args.model, "seed": cfg["seed"], "section": section, "data": meta},
@@ -42,11 +48,15 @@ def run(args):
     resume = paths.resume_dir(cfg["profile"], args.model)
     final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
                   progress=not args.no_progress, desc=f"train {args.model}")
-    model_json = {"name": args.model, "method": "ddpm", "model": section["model"],
-                  "schedule": section["schedule"], "parameterization": "eps",
+    model_json = {"name": args.model, **model_json,
                   "data_dim": meta["data_dim"], "dataset": meta["dataset"], "train": section["train"],
                   "seed": cfg["seed"], "weights": "ema"}
-    save_model(args.out, final["net"], model_json)
+    publish(args.out, final["net"], model_json, resume)
+
+
+def publish(out: str, weights: dict, model_json: dict, resume: Path) -> None:
+    """Write the model and its training log, then clear the resume state."""
+    save_model(out, weights, model_json)
     log_text = finish(resume)
-    Path(args.out).with_name("train_log.jsonl").write_text(log_text)
-    print(f"wrote {args.out}")
+    Path(out).with_name("train_log.jsonl").write_text(log_text)
+    print(f"wrote {out}")

@@ -1,0 +1,66 @@
+"""One round of progressive distillation (Salimans & Ho 2022, Algorithm 2; reference ``dpm.py``
+``training_losses`` with ``teacher`` set): a student with N steps, initialised as a copy of its
+2N-step teacher, learns to match two teacher DDIM steps with one of its own.
+
+  i ~ U{1..N}, t = i / N, z_t = alpha_t x + sigma_t eps;
+  two deterministic teacher DDIM steps (the sampler's own ``ddim_step``, eta = 0, no clipping):
+    t -> t' = t - 0.5/N -> t'' = t - 1/N;
+  target x~ = (z_t'' - (sigma_t''/sigma_t) z_t) / (alpha_t'' - (sigma_t''/sigma_t) alpha_t), the x_hat
+  that makes one student DDIM step t -> t'' land on z_t''; at the last step (t'' = 0) the target is
+  the teacher's x_hat at z_t';
+  loss w(lambda_t) ||x~ - x_hat_student(z_t)||^2 with the teacher's weighting (eps~ from x~ and z_t).
+
+No EMA (the round's task keeps none) and the learning rate is annealed linearly to 0 within the round
+by the loop's ``linear`` schedule.
+"""
+from __future__ import annotations
+
+import torch
+
+from trilemma.diffusion.denoiser import Denoiser
+from trilemma.diffusion.schedules import _bcast
+from trilemma.sampling.ddim import ddim_step
+from trilemma.training.loop import Phase
+from trilemma.training.tasks.pd_teacher import weighted_loss
+
+
+@torch.no_grad()
+def distillation_target(teacher: Denoiser, z_t: torch.Tensor, i: torch.Tensor, steps: int):
+    """x~ of Algorithm 2 for per-example student indices ``i`` in {1..N}; ``z_t`` at t = i/N."""
+    sched = teacher.schedule
+    t = i.double() / steps
+    t1, t2 = t - 0.5 / steps, t - 1.0 / steps
+    z1, _ = ddim_step(teacher, z_t, t, t1)
+    z2, x_last = ddim_step(teacher, z1, t1, t2)
+    (a_t, s_t), (a_2, s_2) = sched.alpha_sigma(t), sched.alpha_sigma(t2)
+    ratio = s_2 / s_t
+    x_tilde = (z2 - _bcast(ratio, z2) * z_t) / _bcast(a_2 - ratio * a_t, z2)
+    last = (i == 1).to(z2.device).reshape(-1, *([1] * (z2.ndim - 1)))
+    return torch.where(last, x_last, x_tilde)
+
+
+class DistillTask:
+    def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, rounds: dict,
+                 steps: int, weighting: str):
+        self.student, self.teacher, self.steps, self.weighting = student, teacher, steps, weighting
+        self.teacher.requires_grad_(False)
+        self.modules = {"net": student.net}
+        self.ema_modules: list[str] = []
+        self.x0, self.batch_size = x0, rounds["batch_size"]
+        self.phases = [Phase("distill", ["net"], self.loss, lr=rounds["lr"])]
+
+    def sample_batch(self, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)
+        return self.x0[idx]
+
+    def loss(self, x: torch.Tensor, gen: torch.Generator):
+        sched = self.student.schedule
+        i = torch.randint(1, self.steps + 1, (x.shape[0],), generator=gen)
+        t = i.double() / self.steps
+        eps = torch.randn(x.shape, generator=gen)
+        alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))
+        z_t = alpha * x + sigma * eps
+        x_tilde = distillation_target(self.teacher, z_t, i, self.steps)
+        eps_tilde = (z_t - alpha * x_tilde) / sigma
+        x_hat, eps_hat = self.student(z_t, t)
+        return weighted_loss(x_tilde, x_hat, eps_tilde, eps_hat, alpha, sigma, self.weighting), {}

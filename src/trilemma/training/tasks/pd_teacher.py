@@ -1,0 +1,77 @@
+"""The continuous-time teacher of progressive distillation (Salimans & Ho 2022, Sec. 4 and Table 1):
+t ~ U[0, 1], z_t = alpha_t x + sigma_t eps on the cosine logSNR schedule, a network in one of the
+parameterizations x | eps | v | both, and an x-space reconstruction loss with weight
+
+  snr:          SNR * ||x - x_hat||^2        = ||eps - eps_hat||^2
+  snr_trunc:    max(SNR, 1) * ||x - x_hat||^2 = max(||x - x_hat||^2, ||eps - eps_hat||^2)
+  snr_plus_one: (SNR + 1) * ||x - x_hat||^2  = ||v - v_hat||^2
+
+computed, as in the reference ``dpm.py``, from per-example means (``snr_trunc`` takes the max of the
+two per-example means).  Defaults: x with truncated SNR, the paper's recommendation."""
+from __future__ import annotations
+
+import torch
+
+from trilemma.diffusion.denoiser import Denoiser
+from trilemma.diffusion.schedules import _bcast
+from trilemma.training.loop import Phase
+
+WEIGHTINGS = ("snr", "snr_trunc", "snr_plus_one")
+
+
+def _mean_per_example(e: torch.Tensor) -> torch.Tensor:
+    return e.pow(2).reshape(e.shape[0], -1).mean(1)
+
+
+def weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, weighting: str) -> torch.Tensor:
+    """The batch mean of the weighted reconstruction loss; alpha, sigma broadcast against x."""
+    if weighting == "snr":
+        per = _mean_per_example(eps - eps_hat)
+    elif weighting == "snr_trunc":
+        per = torch.maximum(_mean_per_example(x - x_hat), _mean_per_example(eps - eps_hat))
+    elif weighting == "snr_plus_one":
+        per = _mean_per_example((alpha * eps - sigma * x) - (alpha * eps_hat - sigma * x_hat))
+    else:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    return per.mean()
+
+
+class PDTeacherTask:
+    def __init__(self, denoiser: Denoiser, x0: torch.Tensor, train: dict, weighting: str):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        self.denoiser, self.weighting = denoiser, weighting
+        self.modules = {"net": denoiser.net}
+        self.ema_modules = ["net"]
+        self.x0, self.batch_size = x0, train["batch_size"]
+        self.phases = [Phase("denoise", ["net"], self.loss, lr=train["lr"],
+                             weight_decay=train.get("weight_decay", 0.0))]
+
+    def sample_batch(self, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)
+        return self.x0[idx]
+
+    def loss(self, x: torch.Tensor, gen: torch.Generator):
+        sched = self.denoiser.schedule
+        t = torch.rand(x.shape[0], generator=gen, dtype=torch.float64)
+        eps = torch.randn(x.shape, generator=gen)
+        alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))
+        z = alpha * x + sigma * eps
+        x_hat, eps_hat = self.denoiser(z, t)
+        return weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, self.weighting), {}
+
+
+def pd_teacher_setup(cfg: dict, tensors: dict, meta: dict):
+    """(config section, task, model.json fields) of the distillation teacher ``teacher_pd``."""
+    from trilemma.diffusion.denoiser import OUTPUTS
+    from trilemma.diffusion.schedules import schedule_from_config
+    from trilemma.models.registry import build_model
+
+    section = cfg["distill"]["teacher"]
+    param = section["parameterization"]
+    net = build_model(section["model"], meta["data_dim"], meta["data_dim"] * OUTPUTS[param])
+    denoiser = Denoiser(net, schedule_from_config(section["schedule"]), param)
+    task = PDTeacherTask(denoiser, tensors["train"], section["train"], section["weighting"])
+    model_json = {"method": "pd_teacher", "model": section["model"], "schedule": section["schedule"],
+                  "parameterization": param, "weighting": section["weighting"]}
+    return section, task, model_json

@@ -1,0 +1,25 @@
+# Progressive distillation rounds (Salimans & Ho 2022, Algorithm 2): one job per round, each round's
+# model the next round's input (dag.distill_train_jobs). One thread each, so a round trains while the
+# previous round's banks are sampled and evaluated on the other core.
+ruleorder: distill > train
+
+
+rule distill:
+    input:
+        job_inputs(paths.MODEL),
+    output:
+        paths.MODEL,
+        paths.MODEL_CONFIG,
+        paths.TRAIN_LOG,
+    params:
+        cfg=job_params(paths.MODEL),
+        cmd=job_shell(paths.MODEL),
+    wildcard_constraints:
+        model=r"pd_s[0-9]+",
+    threads: 1
+    resources:
+        gpu=1,
+    log:
+        "results/{profile}/logs/distill/{model}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {params.cmd} --no-progress 2>&1 | tee {log}"
