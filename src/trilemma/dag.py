@@ -23,7 +23,7 @@ _ARTIFACTS = [PKG + "artifacts.py"]
 CODE = {
     "fetch_data": [PKG + "data/toy2d.py", PKG + "stages/fetch_data.py"] + _ARTIFACTS,
     "train": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "training/loop.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
+        PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
     "sample": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "stages/sample.py"],
     "sampler:ddpm": [PKG + "sampling/ddpm.py", PKG + "diffusion/timesteps.py"],
@@ -33,10 +33,10 @@ CODE = {
                               PKG + "stages/evaluate.py"],
     "collect": [PKG + "stages/collect.py"],
     "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/tasks/pd_teacher.py",
+        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
         PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
     "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/tasks/pd_teacher.py",
+        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
         PKG + "training/tasks/distill.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
         PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
     "sampler:pd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import torch
 
-from trilemma import config, paths
+from trilemma import config, dag, paths
 from trilemma.artifacts import load_tensors, save_model
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.models.registry import build_model
+from trilemma.training.distributed import context, launch, shutdown
 from trilemma.training.loop import LoopConfig, finish, train
 from trilemma.training.tasks.ddpm import DDPMTask
 
@@ -29,6 +31,7 @@ def add_arguments(p):
 
 def run(args):
     cfg = config.load(args.profile)
+    launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     torch.manual_seed(cfg["seed"])
     if args.model == "teacher_pd":
@@ -55,8 +58,12 @@ def run(args):
 
 
 def publish(out: str, weights: dict, model_json: dict, resume: Path) -> None:
-    """Write the model and its training log, then clear the resume state."""
+    """Write the model and its training log, then clear the resume state (rank 0 only under torchrun)."""
+    if not context().is_main:
+        shutdown()
+        return
     save_model(out, weights, model_json)
     log_text = finish(resume)
     Path(out).with_name("train_log.jsonl").write_text(log_text)
     print(f"wrote {out}")
+    shutdown()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from trilemma.artifacts import load_state, save_state
+from trilemma.training.distributed import context
 
 
 @dataclass
@@ -102,7 +104,12 @@ class _Stop:
 
 def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerprint: str,
           progress: bool = True, desc: str = "train") -> dict[str, dict[str, torch.Tensor]]:
-    """Run ``task`` for ``cfg.samples`` samples; return the state dicts to publish (EMA where kept)."""
+    """Run ``task`` for ``cfg.samples`` samples; return the state dicts to publish (EMA where kept).
+
+    Under torchrun every rank runs this with the same arguments (see ``training/distributed.py``)."""
+    ctx = context()
+    task.shard = ctx.shard(cfg.batch_size)
+    progress = progress and ctx.is_main
     resume_dir = Path(resume_dir)
     resume_dir.mkdir(parents=True, exist_ok=True)
     state_path, log_path = resume_dir / "state.pt", resume_dir / "log.jsonl"
@@ -124,13 +131,17 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                 opt.load_state_dict(state["optims"][name])
             gen.set_state(state["rng"])
             step = int(state["step"])
-            _truncate_log(log_path, step)
+            if ctx.is_main:
+                _truncate_log(log_path, step)
             print(f"[{desc}] resuming from step {step} ({state_path})", file=sys.stderr)
         else:
             print(f"[{desc}] ignoring resume state of another configuration ({state_path})", file=sys.stderr)
-            log_path.unlink(missing_ok=True)
+            if ctx.is_main:
+                log_path.unlink(missing_ok=True)
 
     def checkpoint():
+        if not ctx.is_main:
+            return
         save_state(state_path, {
             "fingerprint": fingerprint, "step": step, "rng": gen.get_state(),
             "modules": {n: m.state_dict() for n, m in task.modules.items()},
@@ -141,7 +152,8 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
     bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, unit="step",
                mininterval=1.0, file=sys.stderr)
     t0 = time.perf_counter()
-    with _Stop() as stop, open(log_path, "a") as log:
+    ctx.barrier()  # every rank has read the resume state before rank 0 may rewrite it
+    with _Stop() as stop, open(log_path if ctx.is_main else os.devnull, "a") as log:
         while step < total:
             factor = lr_factor(cfg, step * cfg.batch_size)
             batch = task.sample_batch(gen)
@@ -157,6 +169,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                         f"is kept in {state_path}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                ctx.average_gradients(opt.param_groups[0]["params"])
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.grad_clip)
                 opt.step()
@@ -170,7 +183,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                         be.copy_(b)
             step += 1
             bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
+            if ctx.is_main and (step % cfg.log_every == 0 or step == total):
                 record = {"step": step, "samples_seen": step * cfg.batch_size, "lr_factor": factor,
                           "wall_s": round(time.perf_counter() - t0, 3), **logs}
                 log.write(json.dumps(record) + "\n")

@@ -10,6 +10,8 @@ from trilemma.training.loop import Phase
 
 
 class DDPMTask:
+    shard = slice(None)  # set by the loop: this rank's slice of the global batch
+
     def __init__(self, net: torch.nn.Module, schedule: DiscreteSchedule, x0: torch.Tensor, train: dict):
         self.modules = {"net": net}
         self.ema_modules = ["net"]
@@ -24,6 +26,7 @@ class DDPMTask:
     def loss(self, x0: torch.Tensor, gen: torch.Generator):
         t = torch.randint(0, self.schedule.num_steps, (x0.shape[0],), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
+        x0, t, eps = x0[self.shard], t[self.shard], eps[self.shard]  # this rank's slice
         x_t = self.schedule.q_sample(x0, t, eps)
         pred = self.modules["net"](x_t, t.float())
         return ((pred - eps) ** 2).mean(), {}

@@ -40,6 +40,8 @@ def distillation_target(teacher: Denoiser, z_t: torch.Tensor, i: torch.Tensor, s
 
 
 class DistillTask:
+    shard = slice(None)  # set by the loop: this rank's slice of the global batch
+
     def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, rounds: dict,
                  steps: int, weighting: str):
         self.student, self.teacher, self.steps, self.weighting = student, teacher, steps, weighting
@@ -56,8 +58,9 @@ class DistillTask:
     def loss(self, x: torch.Tensor, gen: torch.Generator):
         sched = self.student.schedule
         i = torch.randint(1, self.steps + 1, (x.shape[0],), generator=gen)
-        t = i.double() / self.steps
         eps = torch.randn(x.shape, generator=gen)
+        x, i, eps = x[self.shard], i[self.shard], eps[self.shard]  # this rank's slice
+        t = i.double() / self.steps
         alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))
         z_t = alpha * x + sigma * eps
         x_tilde = distillation_target(self.teacher, z_t, i, self.steps)

@@ -37,6 +37,8 @@ def weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, weighting: str) -> torch
 
 
 class PDTeacherTask:
+    shard = slice(None)  # set by the loop: this rank's slice of the global batch
+
     def __init__(self, denoiser: Denoiser, x0: torch.Tensor, train: dict, weighting: str):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -55,6 +57,7 @@ class PDTeacherTask:
         sched = self.denoiser.schedule
         t = torch.rand(x.shape[0], generator=gen, dtype=torch.float64)
         eps = torch.randn(x.shape, generator=gen)
+        x, t, eps = x[self.shard], t[self.shard], eps[self.shard]  # this rank's slice
         alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))
         z = alpha * x + sigma * eps
         x_hat, eps_hat = self.denoiser(z, t)
