@@ -35,6 +35,21 @@ CODE = {
     "report": [PKG + "reporting/tables.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "stages/report.py"],
 }
+# Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
+_IMAGES = [PKG + "data/images.py"]
+_FEATURES = _IMAGES + _ARTIFACTS + [PKG + "evaluation/images.py", PKG + "models/classifier.py",
+                                    PKG + "stages/feature_net.py"]
+CODE_IMAGES = {
+    "fetch_data": _IMAGES + [PKG + "data/cifar10.py", PKG + "data/fashion_mnist.py"],
+    "train": _IMAGES + [PKG + "models/unet.py"],
+    "sample": _IMAGES + [PKG + "models/unet.py"],
+    "feature_net": _IMAGES + _ARTIFACTS + [
+        PKG + "models/classifier.py", PKG + "training/loop.py", PKG + "training/tasks/classifier.py",
+        PKG + "stages/feature_net.py"],
+    "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
+    "evaluate": _FEATURES,
+    "report": [PKG + "reporting/images.py"],
+}
 
 TEACHER = "teacher_ddpm"
 
@@ -90,6 +105,37 @@ SAMPLER_PARAMS = {
 
 
 # ----------------------------------------------------------------------------- jobs
+def code(cfg: Mapping[str, Any], stage: str) -> list[str]:
+    """The code a stage's jobs depend on in this profile (image profiles add their modules)."""
+    from trilemma.data.images import is_image_profile
+    return CODE.get(stage, []) + (CODE_IMAGES.get(stage, []) if is_image_profile(cfg) else [])
+
+
+def image_jobs(cfg: Mapping[str, Any], data: str) -> tuple[list[Job], tuple[str, ...], tuple[str, ...]]:
+    """Image profiles: the feature_net and reference-statistics jobs, and what evaluation adds to
+    its command and inputs (the reference statistics, and the classifier when it is the extractor)."""
+    from trilemma.data.images import is_image_profile
+    if not is_image_profile(cfg):
+        return [], (), ()
+    p, ds, extractor = cfg["profile"], cfg["data"]["name"], cfg["evaluation"]["images"]["extractor"]
+    out, feature_deps = [], ()
+    if extractor == "feature_net":
+        fn = [paths.fmt(x, profile=p) for x in (paths.FEATURE_NET, paths.FEATURE_NET_CONFIG, paths.FEATURE_NET_LOG)]
+        summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=p)
+        out.append(Job(
+            "feature_net", "feature_net",
+            ("trilemma", "feature-net", "--profile", p, "--data", data, "--out", fn[0], "--summary", summary),
+            (data, *code(cfg, "feature_net")), tuple(fn), ("seed", "feature_net"), committed=(summary,)))
+        feature_deps = (fn[0], fn[1])
+    ref = paths.fmt(paths.REFERENCE, profile=p, dataset=ds, extractor=extractor)
+    out.append(Job(
+        "reference_stats", f"reference_stats-{ds}-{extractor}",
+        ("trilemma", "reference-stats", "--profile", p, "--data", data, "--out", ref),
+        (data, *feature_deps, *code(cfg, "reference_stats")), (ref,),
+        ("seed", "evaluation.images", "evaluation.max_prc_samples")))
+    return out, ("--reference", ref), (ref, *feature_deps)
+
+
 def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     p = cfg["profile"]
     ds = cfg["data"]["name"]
@@ -98,7 +144,9 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "fetch_data", f"fetch_data-{ds}",
         ("trilemma", "fetch-data", "--profile", p, "--dataset", ds, "--out", data),
-        tuple(CODE["fetch_data"]), (data,), ("seed", "data")))
+        tuple(code(cfg, "fetch_data")), (data,), ("seed", "data")))
+    extra, eval_argv, eval_deps = image_jobs(cfg, data)
+    out += extra
 
     model = paths.fmt(paths.MODEL, profile=p, model=TEACHER)
     model_cfg = paths.fmt(paths.MODEL_CONFIG, profile=p, model=TEACHER)
@@ -106,7 +154,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "train", f"train-{TEACHER}",
         ("trilemma", "train", "--profile", p, "--model", TEACHER, "--data", data, "--out", model),
-        (data, *CODE["train"]), (model, model_cfg, log), ("seed", "teacher")))
+        (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
     banks = []
     for spec in sample_specs(cfg):
@@ -116,13 +164,13 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
             "sample", f"sample-{TEACHER}-{spec}",
             ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=TEACHER),
              "--spec", spec, "--out", bank),
-            (model, model_cfg, *CODE["sample"], *CODE[f"sampler:{fam}"]), (bank,),
+            (model, model_cfg, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
             ("seed", "sampling.num_samples", "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam])))
         metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=TEACHER, spec=spec)
         out.append(Job(
             "evaluate", f"evaluate-{TEACHER}-{spec}",
-            ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics),
-            (bank, data, *CODE["evaluate"]), (metrics,), ("evaluation",)))
+            ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics, *eval_argv),
+            (bank, data, *eval_deps, *code(cfg, "evaluate")), (metrics,), ("evaluation",)))
         banks.append((bank, metrics))
 
     csv = paths.fmt(paths.METRICS_CSV, profile=p)
@@ -136,7 +184,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "report", "report",
         ("trilemma", "report", "--profile", p, "--out", paths.fmt(paths.REPORT, profile=p)),
-        (csv, data, *panel_banks, *CODE["report"]), (), ("report",),
+        (csv, data, *panel_banks, *code(cfg, "report")), (), ("report",),
         committed=tuple(report_outputs(cfg))))
     return out
 

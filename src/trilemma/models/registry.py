@@ -6,8 +6,11 @@ from torch import nn
 from trilemma.models.mlp import ResidualMLP
 
 
-def build_model(model_cfg: dict, data_dim: int) -> nn.Module:
+def build_model(model_cfg: dict, data_dim) -> nn.Module:
     kind = model_cfg["kind"]
     if kind == "mlp":
         return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"])
-    raise ValueError(f"unknown model kind {kind!r} (known: mlp)")
+    if kind == "unet":
+        from trilemma.models.unet import build_unet
+        return build_unet(model_cfg, data_dim)
+    raise ValueError(f"unknown model kind {kind!r} (known: mlp, unet)")

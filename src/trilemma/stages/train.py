@@ -33,6 +33,8 @@ def run(args):
     section = cfg["teacher"]
     torch.manual_seed(cfg["seed"])
     net = build_model(section["model"], meta["data_dim"])
+    if meta.get("image"):  # image profiles train on a GPU when there is one; the toy stays on the CPU
+        net = net.to("cuda" if torch.cuda.is_available() else "cpu")
     schedule = DiscreteSchedule.from_config(section["schedule"])
     task = DDPMTask(net, schedule, tensors["train"], section["train"])
     loop_cfg = LoopConfig.from_config(section["train"])
