@@ -147,7 +147,7 @@ def main():
                             {"num_train": n_train, "num_eval": n_eval, "image": {"crop": None}}, {})
     with tempfile.TemporaryDirectory() as tmp:
         result["fashion"] = fashion(device, data, teacher_seconds=60 * args.teacher_minutes,
-                                    num_samples=200 if args.smoke else args.num_samples, tmp=Path(tmp),
+                                    num_samples=32 if args.smoke else args.num_samples, tmp=Path(tmp),
                                     smoke=args.smoke)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

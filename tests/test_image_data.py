@@ -107,3 +107,39 @@ def test_fetch_data_without_a_source_says_which_file_to_put_where(repo_copy):
     assert proc.returncode == 2
     assert "external/nowhere/cifar-10-python.tar.gz not found; put the official archive" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_image_profiles_validate_and_plan_their_jobs():
+    from conftest import REPO
+    from trilemma import config, dag
+
+    def stages(profile):
+        counts = {}
+        for job in dag.jobs(config.load(profile, root=REPO)):
+            counts[job.stage] = counts.get(job.stage, 0) + 1
+        return counts
+
+    cifar = stages("cifar10")
+    assert cifar["reference_stats"] == 1 and "feature_net" not in cifar and cifar["sample"] == 36
+    fashion = stages("fashion")
+    assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1 and fashion["sample"] == 82
+    jobs = {j.name: j for j in dag.jobs(config.load("fashion", root=REPO))}
+    ev = jobs["evaluate-teacher_ddpm-ddim-eta0-quadratic-s4"]
+    assert "results/fashion/reference/fashion_mnist-feature_net.safetensors" in ev.deps
+    assert "results/fashion/feature_net/model.safetensors" in ev.deps
+    assert jobs["feature_net"].committed == ("results/fashion/feature_net.json",)
+
+
+def test_image_settings_must_fit_the_dataset():
+    from conftest import REPO
+    from trilemma import config
+
+    cfg = config.load("ci_images", root=REPO)
+    bad = {**cfg, "teacher": {**cfg["teacher"], "model": {**cfg["teacher"]["model"], "kind": "mlp"}}}
+    with pytest.raises(config.ConfigError, match="does not fit data.name 'cifar10'"):
+        config.validate(bad)
+    no_fn = {k: v for k, v in cfg.items() if k != "feature_net"}
+    with pytest.raises(config.ConfigError, match="feature_net: missing"):
+        config.validate(no_fn)
+    toy = config.load(root=REPO)
+    assert "feature_net" not in toy and "images" not in toy["evaluation"]       # optional for the toy
