@@ -143,3 +143,14 @@ def test_image_settings_must_fit_the_dataset():
         config.validate(no_fn)
     toy = config.load(root=REPO)
     assert "feature_net" not in toy and "images" not in toy["evaluation"]       # optional for the toy
+
+
+def test_training_batch_scales_and_flips_half_the_images():
+    from trilemma.data.images import training_batch
+
+    x = torch.randint(0, 256, (400, 1, 4, 4), dtype=torch.uint8)
+    out = training_batch(x, torch.Generator().manual_seed(0), hflip=True)
+    same = (out == to_float(x)).flatten(1).all(1)
+    mirrored = (out == to_float(x).flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 150 < int(mirrored.sum()) < 250
+    assert torch.equal(training_batch(x, torch.Generator(), hflip=False), to_float(x))
