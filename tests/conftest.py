@@ -29,18 +29,22 @@ class FnNet(torch.nn.Module):
         return self.fn(x, t)
 
 
-@pytest.fixture
-def repo_copy(tmp_path):
-    """A copy of the repository's tracked and untracked-not-ignored files (no .venv, no results)."""
+def copy_repo(dst: Path) -> Path:
+    """Copy the repository's tracked and untracked-not-ignored files (no .venv, no results) to ``dst``."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            check=True, capture_output=True, text=True).stdout.split()
-    dst = tmp_path / "repo"
     for f in files:
         src = REPO / f
         if src.is_file():
             (dst / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / f)
     return dst
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """A copy of the repository's tracked and untracked-not-ignored files (no .venv, no results)."""
+    return copy_repo(tmp_path / "repo")
 
 
 def run_cmd(args, cwd, check=True, timeout=900, env=None):

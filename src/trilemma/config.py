@@ -110,7 +110,31 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
     problems += _distill_problems(cfg)
     if cfg["evaluation"]["prc_neighborhood"] >= min(cfg["sampling"]["num_samples"], cfg["data"]["num_eval"]):
         problems.append("evaluation.prc_neighborhood must be smaller than the number of samples")
-    return problems
+    return problems + _image_problems(cfg)
+
+
+def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """Image profiles: the image-only sections they need, and a U-Net for images (an MLP for points)."""
+    from trilemma.data.images import is_image_profile
+
+    image, name = is_image_profile(cfg), cfg["data"]["name"]
+    kind = cfg["teacher"]["model"]["kind"]
+    if image != (kind == "unet"):
+        return [f"teacher.model.kind: {kind!r} does not fit data.name {name!r} (images need 'unet', points 'mlp')"]
+    if not image:
+        return []
+    needed = [f"data.{name}", "evaluation.images", "teacher.model.unet"]
+    if (cfg["evaluation"].get("images") or {}).get("extractor") == "feature_net":
+        needed.append("feature_net")
+    if (cfg["evaluation"].get("images") or {}).get("extractor") == "inception":
+        needed.append("evaluation.images.inception")
+    missing = []
+    for key in needed:
+        try:
+            section(cfg, key)
+        except KeyError:
+            missing.append(f"{key}: missing (image profiles need it; see config/profiles/fashion.yaml)")
+    return missing
 
 
 def _distill_problems(cfg: Mapping[str, Any]) -> list[str]:

@@ -44,6 +44,21 @@ CODE = {
     "report": [PKG + "reporting/tables.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "stages/report.py"],
 }
+# Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
+_IMAGES = [PKG + "data/images.py"]
+_FEATURES = _IMAGES + _ARTIFACTS + [PKG + "evaluation/images.py", PKG + "models/classifier.py",
+                                    PKG + "stages/feature_net.py"]
+CODE_IMAGES = {
+    "fetch_data": _IMAGES + [PKG + "data/cifar10.py", PKG + "data/fashion_mnist.py"],
+    "train": _IMAGES + [PKG + "models/unet.py"],
+    "sample": _IMAGES + [PKG + "models/unet.py"],
+    "feature_net": _IMAGES + _ARTIFACTS + [
+        PKG + "models/classifier.py", PKG + "training/loop.py", PKG + "training/tasks/classifier.py",
+        PKG + "stages/feature_net.py"],
+    "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
+    "evaluate": _FEATURES,
+    "report": [PKG + "reporting/images.py"],
+}
 
 TEACHER = "teacher_ddpm"
 PD_TEACHER = "teacher_pd"
@@ -88,6 +103,12 @@ def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg)
 
 
+def has_distillation(cfg: Mapping[str, Any]) -> bool:
+    """Progressive distillation is wired for the 2-D profiles; image profiles do not run it yet."""
+    from trilemma.data.images import is_image_profile
+    return not is_image_profile(cfg)
+
+
 # ----------------------------------------------------------------------------- progressive distillation
 def student_steps(cfg: Mapping[str, Any]) -> list[int]:
     """The students of the chain, start/2 ... final (one round each)."""
@@ -112,6 +133,8 @@ def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     """Every student with its own N-step DDIM sampler, and DDIM (plus the optional stochastic
     sampler) on the distillation teacher at the same N, for N <= ``distill.eval.baseline_max_steps``."""
+    if not has_distillation(cfg):
+        return []
     d = cfg["distill"]
     steps = student_steps(cfg)
     ids = [f"{student(n)}/pd-s{n}" for n in steps]
@@ -139,6 +162,37 @@ SAMPLER_PARAMS = {
 
 
 # ----------------------------------------------------------------------------- jobs
+def code(cfg: Mapping[str, Any], stage: str) -> list[str]:
+    """The code a stage's jobs depend on in this profile (image profiles add their modules)."""
+    from trilemma.data.images import is_image_profile
+    return CODE.get(stage, []) + (CODE_IMAGES.get(stage, []) if is_image_profile(cfg) else [])
+
+
+def image_jobs(cfg: Mapping[str, Any], data: str) -> tuple[list[Job], tuple[str, ...], tuple[str, ...]]:
+    """Image profiles: the feature_net and reference-statistics jobs, and what evaluation adds to
+    its command and inputs (the reference statistics, and the classifier when it is the extractor)."""
+    from trilemma.data.images import is_image_profile
+    if not is_image_profile(cfg):
+        return [], (), ()
+    p, ds, extractor = cfg["profile"], cfg["data"]["name"], cfg["evaluation"]["images"]["extractor"]
+    out, feature_deps = [], ()
+    if extractor == "feature_net":
+        fn = [paths.fmt(x, profile=p) for x in (paths.FEATURE_NET, paths.FEATURE_NET_CONFIG, paths.FEATURE_NET_LOG)]
+        summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=p)
+        out.append(Job(
+            "feature_net", "feature_net",
+            ("trilemma", "feature-net", "--profile", p, "--data", data, "--out", fn[0], "--summary", summary),
+            (data, *code(cfg, "feature_net")), tuple(fn), ("seed", "feature_net"), committed=(summary,)))
+        feature_deps = (fn[0], fn[1])
+    ref = paths.fmt(paths.REFERENCE, profile=p, dataset=ds, extractor=extractor)
+    out.append(Job(
+        "reference_stats", f"reference_stats-{ds}-{extractor}",
+        ("trilemma", "reference-stats", "--profile", p, "--data", data, "--out", ref),
+        (data, *feature_deps, *code(cfg, "reference_stats")), (ref,),
+        ("seed", "evaluation.images", "evaluation.max_prc_samples")))
+    return out, ("--reference", ref), (ref, *feature_deps)
+
+
 def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     p = cfg["profile"]
     ds = cfg["data"]["name"]
@@ -147,7 +201,9 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "fetch_data", f"fetch_data-{ds}",
         ("trilemma", "fetch-data", "--profile", p, "--dataset", ds, "--out", data),
-        tuple(CODE["fetch_data"]), (data,), ("seed", "data")))
+        tuple(code(cfg, "fetch_data")), (data,), ("seed", "data")))
+    extra, eval_argv, eval_deps = image_jobs(cfg, data)
+    out += extra
 
     model = paths.fmt(paths.MODEL, profile=p, model=TEACHER)
     model_cfg = paths.fmt(paths.MODEL_CONFIG, profile=p, model=TEACHER)
@@ -155,13 +211,14 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "train", f"train-{TEACHER}",
         ("trilemma", "train", "--profile", p, "--model", TEACHER, "--data", data, "--out", model),
-        (data, *CODE["train"]), (model, model_cfg, log), ("seed", "teacher")))
+        (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
-    out += distill_train_jobs(cfg, data)
+    if has_distillation(cfg):
+        out += distill_train_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
-        bank_jobs = sample_and_evaluate(cfg, model_name, spec, data)
+        bank_jobs = sample_and_evaluate(cfg, model_name, spec, data, eval_argv, eval_deps)
         out += bank_jobs
         banks.append((bank_jobs[0].outs[0], bank_jobs[1].outs[0]))
 
@@ -176,13 +233,15 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "report", "report",
         ("trilemma", "report", "--profile", p, "--out", paths.fmt(paths.REPORT, profile=p)),
-        (csv, data, *panel_banks, *CODE["report"]), (), ("report",),
+        (csv, data, *panel_banks, *code(cfg, "report")), (), ("report",),
         committed=tuple(report_outputs(cfg))))
     return out
 
 
-def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data: str) -> list[Job]:
-    """The sample job of one bank and the evaluate job of its metrics."""
+def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data: str,
+                        eval_argv: tuple[str, ...] = (), eval_deps: tuple[str, ...] = ()) -> list[Job]:
+    """The sample job of one bank and the evaluate job of its metrics (image profiles add the
+    reference statistics and the feature extractor to the evaluation: ``image_jobs``)."""
     p = cfg["profile"]
     model = paths.fmt(paths.MODEL, profile=p, model=model_name)
     model_cfg = paths.fmt(paths.MODEL_CONFIG, profile=p, model=model_name)
@@ -193,13 +252,13 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
         "sample", f"sample-{model_name}-{spec}",
         ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
          "--spec", spec, "--out", bank),
-        (model, model_cfg, *CODE["sample"], *CODE[f"sampler:{fam}"]), (bank,),
+        (model, model_cfg, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
     metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model_name, spec=spec)
     evaluate = Job(
         "evaluate", f"evaluate-{model_name}-{spec}",
-        ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics),
-        (bank, data, *CODE["evaluate"]), (metrics,), ("evaluation",))
+        ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics, *eval_argv),
+        (bank, data, *eval_deps, *code(cfg, "evaluate")), (metrics,), ("evaluation",))
     return [sample, evaluate]
 
 

@@ -19,6 +19,13 @@ METRICS_CSV = ROOT + "/metrics.csv"
 TABLE = ROOT + "/tables/{table}.md"
 FIGURE = ROOT + "/figures/{figure}.png"
 REPORT = ROOT + "/report.md"
+# Image profiles: the feature-space classifier and the cached real-side statistics of the metrics.
+FEATURE_NET_DIR = ROOT + "/feature_net"
+FEATURE_NET = FEATURE_NET_DIR + "/model.safetensors"
+FEATURE_NET_CONFIG = FEATURE_NET_DIR + "/model.json"
+FEATURE_NET_LOG = FEATURE_NET_DIR + "/train_log.jsonl"
+FEATURE_NET_SUMMARY = ROOT + "/feature_net.json"
+REFERENCE = ROOT + "/reference/{dataset}-{extractor}.safetensors"
 # Resume state lives outside the declared outputs: both DAG tools delete declared outputs before
 # re-running a job, and a killed job must find its last checkpoint again.
 RESUME_DIR = ROOT + "/.resume/{model}"

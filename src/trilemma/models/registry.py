@@ -6,9 +6,12 @@ from torch import nn
 from trilemma.models.mlp import ResidualMLP
 
 
-def build_model(model_cfg: dict, data_dim: int, out_dim: int | None = None) -> nn.Module:
+def build_model(model_cfg: dict, data_dim, out_dim: int | None = None) -> nn.Module:
     """``out_dim`` defaults to ``data_dim`` (twice it for the (x, eps) "both" parameterization)."""
     kind = model_cfg["kind"]
     if kind == "mlp":
         return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"], out_dim)
-    raise ValueError(f"unknown model kind {kind!r} (known: mlp)")
+    if kind == "unet":
+        from trilemma.models.unet import build_unet
+        return build_unet(model_cfg, data_dim)
+    raise ValueError(f"unknown model kind {kind!r} (known: mlp, unet)")

@@ -38,7 +38,8 @@ def curve_label(row) -> str:
     return str(row["method"])
 
 
-def fid_vs_time(df: pd.DataFrame, path, *, dpi: int, device: str) -> None:
+def fid_vs_time(df: pd.DataFrame, path, *, dpi: int, device: str,
+                ylabel: str = "Fréchet distance (2-D coordinates)") -> None:
     _theme()
     data = df.assign(curve=df.apply(curve_label, axis=1)).dropna(subset=["curve"])
     data = data.sort_values(["curve", "time_per_100_s"])
@@ -49,7 +50,7 @@ def fid_vs_time(df: pd.DataFrame, path, *, dpi: int, device: str) -> None:
         ax.annotate(str(int(r["nfe"])), (r["time_per_100_s"], r["fd"]), textcoords="offset points",
                     xytext=(3, 3), fontsize=6)
     ax.set(xscale="log", yscale="log", xlabel=f"time per 100 samples (s), {device}",
-           ylabel="Fréchet distance (2-D coordinates)", title="Quality vs sampling time (labels: NFE)")
+           ylabel=ylabel, title="Quality vs sampling time (labels: NFE)")
     sns.move_legend(ax, "upper right", title=None, fontsize=7)
     fig.savefig(path, dpi=dpi, **SAVE)
     plt.close(fig)

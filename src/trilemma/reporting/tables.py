@@ -35,12 +35,12 @@ def ddim_grid(df: pd.DataFrame, value: str = "fd") -> dict[str, pd.DataFrame]:
     return grids
 
 
-def ddim_table(df: pd.DataFrame) -> str:
-    out = ["Fréchet distance (2-D coordinates) of the DDPM teacher sampled with DDIM (Song et al. 2021, "
+def ddim_table(df: pd.DataFrame, feature_space: str = "2-D coordinates", profile: str = "toy") -> str:
+    out = [f"Fréchet distance ({feature_space}) of the DDPM teacher sampled with DDIM (Song et al. 2021, "
            "Eq. 12 and 16); rows as in the DDIM paper's Table 1: η = 1 is DDPM's posterior variance, "
            "σ̂ the larger DDPM variance.", ""]
     for skip, grid in ddim_grid(df).items():
-        out += [f"**Ours, toy, {skip} timestep subsequence: FD (lower is better)**", "", _md(grid), ""]
+        out += [f"**Ours, {profile}, {skip} timestep subsequence: FD (lower is better)**", "", _md(grid), ""]
     paper = paper_numbers()
     paper = paper[(paper["paper"].str.startswith("DDIM")) & (paper["table"] == "Table 1")
                   & (paper["metric"] == "FID")]
@@ -56,22 +56,26 @@ def ddim_table(df: pd.DataFrame) -> str:
 
 FAST_COLUMNS = {"sampler": "Method", "nfe": "NFE", "time_per_100_s": "Time / 100 (s)", "fd": "FD",
                 "precision": "Precision", "recall": "Recall", "modes": "Modes", "hq": "HQ share"}
+IMAGE_FAST_COLUMNS = {"sampler": "Method", "nfe": "NFE", "time_per_100_s": "Time / 100 (s)", "fd": "FID",
+                      "isc": "IS", "kid": "KID", "precision": "Precision", "recall": "Recall"}
 
 
-def fast_sampling_frame(df: pd.DataFrame, bank_ids: list[str]) -> pd.DataFrame:
+def fast_sampling_frame(df: pd.DataFrame, bank_ids: list[str], columns: dict = FAST_COLUMNS) -> pd.DataFrame:
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")
     rows = keyed.loc[[b for b in bank_ids if b in keyed.index]].reset_index()
     rows["sampler"] = rows.apply(lambda r: r["sampler"] + (f", {int(r['steps'])} steps"
                                                           if pd.notna(r["steps"]) else ""), axis=1)
-    return rows[list(FAST_COLUMNS)].rename(columns=FAST_COLUMNS)
+    return rows[list(columns)].rename(columns=columns)
 
 
-def fast_sampling_table(df: pd.DataFrame, bank_ids: list[str], device: str) -> str:
-    ours = fast_sampling_frame(df, bank_ids)
+def fast_sampling_table(df: pd.DataFrame, bank_ids: list[str], device: str, intro: str | None = None,
+                        columns: dict = FAST_COLUMNS) -> str:
+    ours = fast_sampling_frame(df, bank_ids, columns)
     paper = paper_numbers()
     paper = paper[paper["paper"].str.startswith("DDGAN") & (paper["table"] == "Table 1")]
-    lines = [f"Ours, toy profile: time per 100 samples measured on {device}; modes out of the "
-             "dataset's modes; HQ = share of samples within 3 std of a mode.", "", _md(ours), ""]
+    intro = intro or (f"Ours, toy profile: time per 100 samples measured on {device}; modes out of the "
+                      "dataset's modes; HQ = share of samples within 3 std of a mode.")
+    lines = [intro, "", _md(ours), ""]
     if len(paper):
         wide = paper.pivot_table(index=["method", "setting", "nfe"], columns="metric", values="value",
                                  aggfunc="first").reset_index()

@@ -1,5 +1,7 @@
 """Metrics of one sample bank against the evaluation draw: Frechet distance and precision/recall
-through torch-fidelity (features = coordinates), modes covered and high-quality share (PacGAN)."""
+through torch-fidelity (features = coordinates), modes covered and high-quality share (PacGAN).
+Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
+reference statistics (``trilemma.evaluation.images``)."""
 from __future__ import annotations
 
 from trilemma import config
@@ -12,6 +14,7 @@ def add_arguments(p):
     p.add_argument("--bank", required=True, help="sample bank from `trilemma sample`")
     p.add_argument("--data", required=True, help="dataset from `trilemma fetch-data`")
     p.add_argument("--out", required=True, help="output metrics .json")
+    p.add_argument("--reference", default=None, help="image profiles: reference statistics from reference-stats")
 
 
 def run(args):
@@ -21,6 +24,8 @@ def run(args):
     data, dmeta = load_tensors(args.data)
     if bmeta.get("kind") != "bank":
         raise ArtifactError(f"{args.bank}: not a sample bank (kind={bmeta.get('kind')!r})")
+    if dmeta.get("image"):
+        return run_images(args, cfg, bank["samples"], bmeta, dmeta)
     x, real = bank["samples"], data["eval"]
     prec, rec = precision_recall(x, real, neighborhood=ev["prc_neighborhood"],
                                  max_samples=ev["max_prc_samples"], seed=cfg["seed"])
@@ -31,3 +36,26 @@ def run(args):
                 "feature_space": "2-D coordinates", "dataset": dmeta["dataset"]})
     save_json(args.out, row)
     print(f"wrote {args.out}: FD {row['fd']:.4g}, P {prec:.3f}, R {rec:.3f}, modes {modes['modes']}, hq {modes['hq']:.3f}")
+
+
+def run_images(args, cfg, samples, bmeta, dmeta):
+    import torch
+
+    from trilemma import paths
+    from trilemma.evaluation.images import extract, extractor_spec, image_metrics, sha256sum
+
+    ev, evi = cfg["evaluation"], cfg["evaluation"]["images"]
+    spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg["profile"]))
+    if not args.reference:
+        raise ArtifactError("image banks need --reference (the output of `trilemma reference-stats`)")
+    ref, rmeta = load_tensors(args.reference)
+    if rmeta.get("extractor_key") != spec["key"] or rmeta.get("data_sha256") != sha256sum(args.data):
+        raise ArtifactError(f"{args.reference}: computed with another dataset or extractor; re-run reference-stats")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    feats = extract(spec, samples, evi["batch_size"], device)
+    row = {k: v for k, v in bmeta.items() if k not in ("kind", "timing")}
+    row.update(image_metrics(feats, ref, spec, ev, evi, cfg["seed"]))
+    row.update({"dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"})
+    save_json(args.out, row)
+    print(f"wrote {args.out}: FID {row['fd']:.4g}, IS {row['isc']:.3f}, KID {row['kid']:.4g}, "
+          f"P {row['precision']:.3f}, R {row['recall']:.3f} [{row['feature_space']}]")

@@ -1,9 +1,11 @@
-"""Generate a 2-D dataset (train and evaluation draws) deterministically from the config's seed."""
+"""Make the dataset artifact of a profile: generate a 2-D dataset deterministically from the config's
+seed, or read an image dataset from its local source (Fashion-MNIST's IDX files, CIFAR-10's python
+archive), checksum-verified, into uint8 (N, C, H, W) images + labels."""
 from __future__ import annotations
 
 from trilemma import config
-from trilemma.artifacts import save_tensors
-from trilemma.data.toy2d import generate
+from trilemma.artifacts import ArtifactError, save_tensors
+from trilemma.data.images import DataSourceError, is_image_dataset
 
 
 def add_arguments(p):
@@ -11,10 +13,35 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="output .safetensors path")
 
 
+def load_images(data_cfg: dict):
+    from trilemma.data import cifar10, fashion_mnist
+    from trilemma.data.images import build_dataset
+
+    name = data_cfg["name"]
+    src = data_cfg.get(name)
+    if src is None:
+        raise config.ConfigError(f"data.{name}: missing (where the dataset's source files are)")
+    try:
+        if name == "fashion_mnist":
+            splits = fashion_mnist.load(src["source_dir"])
+        else:
+            splits = cifar10.load(src["archive"], src["md5"])
+    except DataSourceError as exc:
+        raise ArtifactError(str(exc)) from None
+    return build_dataset(name, splits["train"], splits["test"], data_cfg, dict(src))
+
+
 def run(args):
     cfg = config.load(args.profile)
     if args.dataset != cfg["data"]["name"]:
         raise config.ConfigError(f"--dataset {args.dataset} differs from data.name = {cfg['data']['name']}")
+    if is_image_dataset(args.dataset):
+        tensors, meta = load_images(cfg["data"])
+        save_tensors(args.out, tensors, meta)
+        print(f"wrote {args.out}: {tuple(tensors['train'].shape)} train / {tuple(tensors['eval'].shape)} "
+              f"eval uint8 images")
+        return
+    from trilemma.data.toy2d import generate
     tensors, meta = generate(cfg["data"], cfg["seed"])
     save_tensors(args.out, tensors, meta)
     print(f"wrote {args.out}: {tensors['train'].shape[0]} train / {tensors['eval'].shape[0]} eval points")

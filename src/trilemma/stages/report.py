@@ -8,6 +8,7 @@ import pandas as pd
 
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
+from trilemma.data.images import is_image_profile
 from trilemma.reporting import distillation, figures, report, tables
 
 
@@ -24,6 +25,8 @@ def run(args):
     p, rep = cfg["profile"], cfg["report"]
     df = pd.read_csv(paths.fmt(paths.METRICS_CSV, profile=p))
     device = str(df["device"].iloc[0]) if len(df) else "unknown"
+    if is_image_profile(cfg):
+        return run_images(args, cfg, df, device)
     table_text = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER]),
                   "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
                   "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device)}
@@ -48,4 +51,44 @@ def run(args):
     out_dir = Path(args.out).parent
     rel = {k: os.path.relpath(v, out_dir) for k, v in fig.items()}
     _write_text(args.out, report.assemble(cfg, df, table_text, rel))
+    print(f"wrote {args.out}, {len(table_text)} tables, {len(fig)} figures")
+
+
+def run_images(args, cfg, df, device):
+    """The image profiles' report: the same tables and figures, sample grids instead of scatter plots."""
+    from trilemma.artifacts import load_json
+    from trilemma.models.registry import build_model
+    from trilemma.reporting.images import image_grid
+
+    p, rep = cfg["profile"], cfg["report"]
+    space = str(df["feature_space"].iloc[0]) if len(df) else "unknown"
+    table_text = {
+        "ddim": tables.ddim_table(df, feature_space=space, profile=p),
+        "fast_sampling": tables.fast_sampling_table(
+            df, rep["fast_sampling"], device, columns=tables.IMAGE_FAST_COLUMNS,
+            intro=f"Ours, {p} profile: time per 100 samples measured on {device}; FID, IS and KID in "
+                  f"{space}; precision/recall (Kynkäänniemi et al.) in the same features.")}
+    for name, text in table_text.items():
+        _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
+    fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.FIGURES}
+    for path in fig.values():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device, ylabel=f"FID ({space})")
+    data, dmeta = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
+    n = rep.get("grid_images", 64)
+    keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")
+    panels = [("real data (test split)", data["eval"][:n])]
+    for bank in rep["sample_panels"]:
+        model, spec = bank.split("/")
+        x, _ = load_tensors(paths.fmt(paths.BANK, profile=p, model=model, spec=spec))
+        r = keyed.loc[bank]
+        panels.append((f"{r['sampler']}\nNFE {int(r['nfe'])}, FID {r['fd']:.3g}", x["samples"][:n]))
+    image_grid(panels, fig["samples"], dpi=rep["dpi"])
+    summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=p)
+    facts = {"feature_space": space, "reference": str(df["reference"].iloc[0]) if len(df) else "unknown",
+             "params": sum(t.numel() for t in build_model(cfg["teacher"]["model"], dmeta["data_dim"]).parameters()),
+             "feature_net": load_json(summary) if os.path.exists(summary) else None}
+    out_dir = Path(args.out).parent
+    rel = {k: os.path.relpath(v, out_dir) for k, v in fig.items()}
+    _write_text(args.out, report.assemble_images(cfg, df, table_text, rel, facts))
     print(f"wrote {args.out}, {len(table_text)} tables, {len(fig)} figures")

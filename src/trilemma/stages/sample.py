@@ -11,6 +11,7 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
                                      (1-V) log sigma~^2_s|t + V log sigma^2_t|s (Salimans & Ho 2022)
 On a continuous-time model (cosine logSNR) every N-step grid is t_i = i/N (Algorithm 2's grid).
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
+Image banks hold uint8 samples, quantised once here (no lossy files), as the metrics read them.
 """
 from __future__ import annotations
 
@@ -124,19 +125,23 @@ def run(args):
     counted = CountNFE(denoiser.to(device))
     sampler = make_sampler(spec, counted, cfg)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
+    shape = (dim,) if isinstance(dim, int) else tuple(dim)   # 2-D points: (2,); images: (C, H, W)
     if info["method"] in ("pd", "pd_teacher"):  # the distillation chain's banks (dag.distill_bank_ids)
         n = cfg["distill"]["eval"]["num_samples"]
     chunks, nfe = [], None
     for b in tqdm(range(0, n, bs), desc=f"sample {spec.spec}", disable=args.no_progress, unit="batch"):
         g = torch.Generator(device).manual_seed(cfg["seed"] * 1_000_003 + b // bs)
-        x_T = torch.randn((min(bs, n - b), dim), generator=g, device=device)
+        x_T = torch.randn((min(bs, n - b), *shape), generator=g, device=device)
         counted.nfe = 0
         chunks.append(sampler(x_T, g).cpu())
         nfe = counted.nfe if nfe is None else max(nfe, counted.nfe)
     samples = torch.cat(chunks)
+    if len(shape) > 1:
+        from trilemma.data.images import to_uint8
+        samples = to_uint8(samples)
     tm = cfg["timing"]
     g = torch.Generator(device).manual_seed(cfg["seed"])
-    x_100 = torch.randn((tm["batch"], dim), generator=g, device=device)
+    x_100 = torch.randn((tm["batch"], *shape), generator=g, device=device)
     timing = time_per_batch(lambda: sampler(x_100, g), device=device, repeats=tm["repeats"], warmup=tm["warmup"])
     meta = {"kind": "bank", "model": info["name"], "model_method": info["method"], **asdict(spec),
             "sampler": spec.label, "nfe": nfe, "num_samples": n,

@@ -40,6 +40,8 @@ def run(args):
     else:
         section = cfg["teacher"]
         net = build_model(section["model"], meta["data_dim"])
+        if meta.get("image"):  # image profiles train on a GPU when there is one; the toy stays on the CPU
+            net = net.to("cuda" if torch.cuda.is_available() else "cpu")
         schedule = DiscreteSchedule.from_config(section["schedule"])
         task = DDPMTask(net, schedule, tensors["train"], section["train"])
         model_json = {"method": "ddpm", "model": section["model"], "schedule": section["schedule"],

@@ -1,0 +1,43 @@
+"""The feature-net task: a classifier trained with cross-entropy on the profile's labelled training
+images (uint8 in memory, scaled to [-1, 1] per batch, random horizontal flips when set).  It gives the
+image profiles without Inception weights their feature space (see ``models/classifier.py``)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trilemma.data.images import to_float, training_batch
+from trilemma.training.loop import Phase
+
+
+class ClassifierTask:
+    def __init__(self, net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, train: dict):
+        self.modules = {"net": net}
+        self.ema_modules = ["net"]
+        self.images, self.labels, self.batch_size = images, labels, train["batch_size"]
+        self.hflip = bool(train.get("hflip", False))
+        self.phases = [Phase("classify", ["net"], self.loss, lr=train["lr"],
+                             weight_decay=train.get("weight_decay", 0.0))]
+
+    def sample_batch(self, gen: torch.Generator):
+        idx = torch.randint(0, self.images.shape[0], (self.batch_size,), generator=gen)
+        return training_batch(self.images[idx], gen, self.hflip), self.labels[idx]
+
+    def loss(self, batch, gen: torch.Generator):
+        x, y = batch
+        device = next(self.modules["net"].parameters()).device
+        logits = self.modules["net"](x.to(device))
+        y = y.to(device)
+        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+
+
+@torch.no_grad()
+def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``net`` (in eval mode) on uint8 images."""
+    net.eval()
+    device = next(net.parameters()).device
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        x = to_float(images[i:i + batch_size]).to(device)
+        correct += int((net(x).argmax(1).cpu() == labels[i:i + batch_size]).sum())
+    return correct / max(1, len(images))

@@ -1,0 +1,156 @@
+"""Image data sources: CIFAR-10's archive format (checksum first, array-only unpickling), Fashion-MNIST's
+IDX files (decompressed-content md5s; Debian's copy when installed), and the messages without a source."""
+import gzip
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import run_cmd
+from trilemma.data import cifar10, fashion_mnist
+from trilemma.data.images import DataSourceError, build_dataset, center_crop, to_float, to_uint8
+
+DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _images(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def test_cifar_archive_round_trip_and_checksum(tmp_path):
+    train, test = _images(25, 0), _images(7, 1)
+    md5 = cifar10.write_archive(tmp_path / "a.tar.gz", train, test)
+    assert cifar10.write_archive(tmp_path / "b.tar.gz", train, test) == md5   # deterministic bytes
+    out = cifar10.load(tmp_path / "a.tar.gz", md5)
+    assert torch.equal(out["train"][0], torch.from_numpy(train[0]))            # batches concatenated in order
+    assert out["train"][1].tolist() == train[1].tolist() and out["test"][1].tolist() == test[1].tolist()
+    with pytest.raises(DataSourceError, match=r"has md5 .* expected 0{32}.*cifar-10-python.tar.gz"):
+        cifar10.load(tmp_path / "a.tar.gz", "0" * 32)
+    with pytest.raises(DataSourceError, match=r"missing.tar.gz not found; put the official archive"):
+        cifar10.load(tmp_path / "missing.tar.gz")
+
+
+def test_cifar_batches_cannot_run_code_even_with_the_right_checksum(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    raw = pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in cifar10.TRAIN_BATCHES + [cifar10.TEST_BATCH]:
+            info = tarfile.TarInfo(f"{cifar10.FOLDER}/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    path = tmp_path / "evil.tar.gz"
+    path.write_bytes(gzip.compress(buf.getvalue()))
+    with pytest.raises(DataSourceError, match=r"refers to .*print: not a CIFAR-10 batch"):
+        cifar10.load(path, cifar10.md5sum(path))
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">i4").tobytes()
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_idx_files_parse_and_foreign_content_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28)), "train-labels-idx1-ubyte": np.arange(6),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (3, 28, 28)), "t10k-labels-idx1-ubyte": np.arange(3)}
+    for name, a in arrays.items():
+        _write_idx(tmp_path / f"{name}.gz", a)
+    out = fashion_mnist.load(tmp_path, verify=False)
+    assert out["train"][0].shape == (6, 1, 28, 28) and out["test"][1].tolist() == [0, 1, 2]
+    assert torch.equal(out["train"][0][:, 0], torch.from_numpy(arrays["train-images-idx3-ubyte"].astype(np.uint8)))
+    with pytest.raises(DataSourceError, match="decompressed md5 .* != f4a8712d7a061bf5bd6d2ca38dc4d50a"):
+        fashion_mnist.load(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataSourceError, match="t10k-labels-idx1-ubyte.*not found; install Debian"):
+        fashion_mnist.load(tmp_path, verify=False)
+    with pytest.raises(DataSourceError, match="bad magic"):
+        fashion_mnist.parse_idx(b"\x00\x00\x09\x01" + bytes(8))
+
+
+@pytest.mark.skipif(not DEBIAN.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_debian_fashion_mnist_files_verify_and_load():
+    out = fashion_mnist.load(DEBIAN)
+    (xtr, ytr), (xte, yte) = out["train"], out["test"]
+    assert xtr.shape == (60000, 1, 28, 28) and xte.shape == (10000, 1, 28, 28) and xtr.dtype == torch.uint8
+    assert torch.bincount(ytr).tolist() == [6000] * 10 and torch.bincount(yte).tolist() == [1000] * 10
+    assert ytr[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]   # the dataset's documented first labels
+
+
+def test_scaling_quantisation_and_crop():
+    x = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
+    assert torch.equal(to_uint8(to_float(x)), x)                       # exact round trip
+    assert to_float(x).min() == -1 and to_float(x).max() == 1
+    assert to_uint8(torch.tensor([-3.0, 3.0, 0.0])).tolist() == [0, 255, 128]
+    assert torch.equal(center_crop(x, 8), x[..., 4:12, 4:12])
+    train, test = (x.repeat(5, 1, 1, 1), torch.arange(5)), (x.repeat(3, 1, 1, 1), torch.arange(3))
+    tensors, meta = build_dataset("fashion_mnist", train, test, {"num_train": 4, "num_eval": 9, "image": {"crop": 8}}, {})
+    assert tensors["train"].shape == (4, 1, 8, 8) and tensors["eval"].shape == (3, 1, 8, 8)
+    assert meta["data_dim"] == [1, 8, 8] and meta["num_classes"] == 10
+
+
+def test_fetch_data_without_a_source_says_which_file_to_put_where(repo_copy):
+    profile = repo_copy / "config/profiles/ci_images.yaml"
+    cfg = yaml.safe_load(profile.read_text())
+    cfg["data"]["cifar10"]["archive"] = "external/nowhere/cifar-10-python.tar.gz"
+    profile.write_text(yaml.safe_dump(cfg))
+    proc = run_cmd(["trilemma", "fetch-data", "--profile", "ci_images", "--dataset", "cifar10", "--out", "x.safetensors"],
+                   cwd=repo_copy, check=False)
+    assert proc.returncode == 2
+    assert "external/nowhere/cifar-10-python.tar.gz not found; put the official archive" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_image_profiles_validate_and_plan_their_jobs():
+    from conftest import REPO
+    from trilemma import config, dag
+
+    def stages(profile):
+        counts = {}
+        for job in dag.jobs(config.load(profile, root=REPO)):
+            counts[job.stage] = counts.get(job.stage, 0) + 1
+        return counts
+
+    cifar = stages("cifar10")
+    assert cifar["reference_stats"] == 1 and "feature_net" not in cifar and cifar["sample"] == 36
+    fashion = stages("fashion")
+    assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1 and fashion["sample"] == 82
+    jobs = {j.name: j for j in dag.jobs(config.load("fashion", root=REPO))}
+    ev = jobs["evaluate-teacher_ddpm-ddim-eta0-quadratic-s4"]
+    assert "results/fashion/reference/fashion_mnist-feature_net.safetensors" in ev.deps
+    assert "results/fashion/feature_net/model.safetensors" in ev.deps
+    assert jobs["feature_net"].committed == ("results/fashion/feature_net.json",)
+
+
+def test_image_settings_must_fit_the_dataset():
+    from conftest import REPO
+    from trilemma import config
+
+    cfg = config.load("ci_images", root=REPO)
+    bad = {**cfg, "teacher": {**cfg["teacher"], "model": {**cfg["teacher"]["model"], "kind": "mlp"}}}
+    with pytest.raises(config.ConfigError, match="does not fit data.name 'cifar10'"):
+        config.validate(bad)
+    no_fn = {k: v for k, v in cfg.items() if k != "feature_net"}
+    with pytest.raises(config.ConfigError, match="feature_net: missing"):
+        config.validate(no_fn)
+    toy = config.load(root=REPO)
+    assert "feature_net" not in toy and "images" not in toy["evaluation"]       # optional for the toy
+
+
+def test_training_batch_scales_and_flips_half_the_images():
+    from trilemma.data.images import training_batch
+
+    x = torch.randint(0, 256, (400, 1, 4, 4), dtype=torch.uint8)
+    out = training_batch(x, torch.Generator().manual_seed(0), hflip=True)
+    same = (out == to_float(x)).flatten(1).all(1)
+    mirrored = (out == to_float(x).flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 150 < int(mirrored.sum()) < 250
+    assert torch.equal(training_batch(x, torch.Generator(), hflip=False), to_float(x))

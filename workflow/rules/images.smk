@@ -1,0 +1,38 @@
+# Image profiles only: the feature-space classifier and the cached real-side statistics.
+
+
+rule feature_net:
+    input:
+        job_inputs(paths.FEATURE_NET),
+    output:
+        paths.FEATURE_NET,
+        paths.FEATURE_NET_CONFIG,
+        paths.FEATURE_NET_LOG,
+        paths.FEATURE_NET_SUMMARY,
+    params:
+        cfg=job_params(paths.FEATURE_NET),
+        cmd=job_shell(paths.FEATURE_NET),
+    threads: workflow.cores
+    resources:
+        gpu=1,
+    log:
+        "results/{profile}/logs/feature_net.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {params.cmd} --no-progress 2>&1 | tee {log}"
+
+
+rule reference_stats:
+    input:
+        job_inputs(paths.REFERENCE),
+    output:
+        paths.REFERENCE,
+    params:
+        cfg=job_params(paths.REFERENCE),
+        cmd=job_shell(paths.REFERENCE),
+    wildcard_constraints:
+        extractor="feature_net|inception",
+    threads: workflow.cores
+    log:
+        "results/{profile}/logs/reference_stats/{dataset}-{extractor}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {params.cmd} 2>&1 | tee {log}"
