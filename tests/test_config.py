@@ -72,4 +72,12 @@ def test_cli_reports_bad_config_without_traceback(repo_copy):
 def test_bank_ids_follow_the_grid():
     ids = dag.bank_ids(config.load("ci", root=REPO))
     assert "teacher_ddpm/ddim-eta0-uniform-s10" in ids and "teacher_ddpm/pf_ode-heun-s10" in ids
-    assert len(ids) == len(set(ids)) == 2 + 2 * 2 + 1 + 1
+    assert "ddgan_t2_seed0/ddgan-s2" in ids and "gan_seed0/gan" in ids and "wgan_gp_seed0/wgan_gp" in ids
+    assert len(ids) == len(set(ids)) == 2 + 2 * 2 + 1 + 1 + 3
+
+
+def test_ddgan_coverage_steps_must_be_in_the_ablation(tmp_path):
+    cfg = config.load(root=REPO)
+    cfg["ddgan"]["coverage_steps"] = 3
+    with pytest.raises(config.ConfigError, match="ddgan.coverage_steps = 3 must be one of"):
+        config.validate(cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from trilemma import paths
@@ -31,9 +32,16 @@ CODE = {
     "sampler:pf_ode": [PKG + "sampling/pf_ode.py"],
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
                               PKG + "stages/evaluate.py"],
+    "train_gan": _DIFFUSION + _ARTIFACTS + [
+        PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
+        PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
+    "train_gan:ddgan": [PKG + "sampling/ddgan.py", PKG + "sampling/common.py"],  # pairs and posterior
+    "sampler:ddgan": [PKG + "sampling/ddgan.py", PKG + "models/gan.py"],
+    "sampler:gan": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
+    "sampler:wgan_gp": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
     "collect": [PKG + "stages/collect.py"],
     "report": [PKG + "reporting/tables.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
-               PKG + "reporting/paper_numbers.csv", PKG + "stages/report.py"],
+               PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py"],
 }
 
 TEACHER = "teacher_ddpm"
@@ -75,7 +83,7 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)]
+    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + gan_bank_ids(cfg)
 
 
 def sampler_family(spec: str) -> str:
@@ -86,6 +94,7 @@ SAMPLER_PARAMS = {
     "ddpm": ["sampling.ddpm.clip_x0"],
     "ddim": [],
     "pf_ode": ["sampling.pf_ode.rtol", "sampling.pf_ode.atol"],
+    "ddgan": [], "gan": [], "wgan_gp": [],
 }
 
 
@@ -125,6 +134,9 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
             (bank, data, *CODE["evaluate"]), (metrics,), ("evaluation",)))
         banks.append((bank, metrics))
 
+    gan = gan_jobs(cfg, data)
+    out += gan
+    banks += [(j.deps[0], j.outs[0]) for j in gan if j.stage == "evaluate"]
     csv = paths.fmt(paths.METRICS_CSV, profile=p)
     out.append(Job(
         "collect", "collect",
@@ -141,7 +153,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     return out
 
 
-TABLES = ("ddim", "fast_sampling")
+TABLES = ("ddim", "fast_sampling", "ddgan")
 FIGURES = ("fid_vs_time", "samples")
 
 
@@ -163,3 +175,52 @@ def by_output(cfg: Mapping[str, Any]) -> dict[str, Job]:
         for o in job.outs + job.committed:
             table[o] = job
     return table
+
+
+# ----------------------------------------------------------------------------- DDGAN and GAN baselines
+def gan_models(cfg: Mapping[str, Any]) -> list[tuple[str, str, int, int]]:
+    """(model id, method, T, training seed): the T ablation with seeds[0], coverage_steps and each
+    baseline with every seed."""
+    d = cfg["ddgan"]
+    first, rest = d["seeds"][0], d["seeds"][1:]
+    out = [(paths.gan_model("ddgan", first, T), "ddgan", T, first) for T in d["steps"]]
+    out += [(paths.gan_model("ddgan", s, d["coverage_steps"]), "ddgan", d["coverage_steps"], s) for s in rest]
+    out += [(paths.gan_model(m, s), m, 1, s) for m in d["baselines"]["methods"] for s in d["seeds"]]
+    return out
+
+
+def gan_spec(method: str, steps: int) -> str:
+    return f"ddgan-s{steps}" if method == "ddgan" else method
+
+
+def gan_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    return [f"{model}/{gan_spec(method, T)}" for model, method, T, _ in gan_models(cfg)]
+
+
+def gan_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
+    """Train, sample and evaluate jobs of every DDGAN / GAN-baseline model."""
+    p = cfg["profile"]
+    out = []
+    for model, method, T, _ in gan_models(cfg):
+        spec = gan_spec(method, T)
+        weights, model_cfg = (paths.fmt(x, profile=p, model=model) for x in (paths.MODEL, paths.MODEL_CONFIG))
+        params = ["ddgan.schedule", "ddgan.model", "ddgan.train"]
+        params += ["ddgan.baselines.wgan_gp"] if method == "wgan_gp" else []
+        out.append(Job(
+            "train", f"train-{model}",
+            ("trilemma", "train", "--profile", p, "--model", model, "--data", data, "--out", weights),
+            (data, *CODE["train_gan"], *CODE.get(f"train_gan:{method}", [])), (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)),
+            tuple(params)))
+        bank = paths.fmt(paths.BANK, profile=p, model=model, spec=spec)
+        out.append(Job(
+            "sample", f"sample-{model}-{spec}",
+            ("trilemma", "sample", "--profile", p, "--model-dir", str(Path(weights).parent), "--spec", spec,
+             "--out", bank),
+            (weights, model_cfg, *CODE["sample"], *CODE[f"sampler:{method}"]), (bank,),
+            ("seed", "sampling.num_samples", "sampling.batch_size", "timing")))
+        metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model, spec=spec)
+        out.append(Job(
+            "evaluate", f"evaluate-{model}-{spec}",
+            ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics),
+            (bank, data, *CODE["evaluate"]), (metrics,), ("evaluation",)))
+    return out

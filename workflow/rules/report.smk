@@ -35,6 +35,11 @@ rule report:
             caption="../report/fast_sampling_table.rst",
             category="Tables",
         ),
+        report(
+            paths.fmt(paths.TABLE, profile="{profile}", table="ddgan"),
+            caption="../report/ddgan_table.rst",
+            category="Tables",
+        ),
         paths.REPORT,
     params:
         cfg=job_params(paths.REPORT),

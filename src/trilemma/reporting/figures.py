@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 SAVE = {"bbox_inches": "tight", "metadata": {"Software": None}}
+GAN_LABELS = {"ddgan": "DDGAN (NFE = T)", "gan": "GAN", "wgan_gp": "WGAN-GP"}
 
 
 def _theme():
@@ -29,6 +30,8 @@ def curve_label(row) -> str:
         return f"DDIM (η={float(row['eta']):g})" if float(row["eta"]) in (0.0, 1.0) else None
     if row["method"] == "pf_ode":
         return "PF-ODE"
+    if row["method"] in GAN_LABELS:
+        return GAN_LABELS[row["method"]]
     return str(row["method"])
 
 

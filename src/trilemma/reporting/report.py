@@ -57,6 +57,8 @@ def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[
         *ddim_vs_ddpm_claim(df), "",
         "## DDIM: η × steps (DDIM Table 1 layout)", "", tables["ddim"], "",
         "## Fast sampling (DDGAN Table 1 layout)", "", tables["fast_sampling"], "",
+        *(["## Denoising Diffusion GAN: T ablation, GAN baselines, mode coverage", "", tables["ddgan"], ""]
+          if "ddgan" in tables else []),
         "## Figures", "",
         f"![FD vs sampling time]({figures['fid_vs_time']})", "",
         "FD against time per 100 samples (log axes), one line per method, point labels = NFE "

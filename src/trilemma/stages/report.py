@@ -8,7 +8,7 @@ import pandas as pd
 
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
-from trilemma.reporting import figures, report, tables
+from trilemma.reporting import ddgan, figures, report, tables
 
 
 def add_arguments(p):
@@ -25,13 +25,15 @@ def run(args):
     df = pd.read_csv(paths.fmt(paths.METRICS_CSV, profile=p))
     device = str(df["device"].iloc[0]) if len(df) else "unknown"
     table_text = {"ddim": tables.ddim_table(df),
-                  "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device)}
+                  "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device),
+                  "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], device)}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
     fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.FIGURES}
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device)
+    figures.fid_vs_time(ddgan.first_seed_only(df, cfg["ddgan"]["seeds"][0]), fig["fid_vs_time"],
+                        dpi=rep["dpi"], device=device)
     data, _ = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep["scatter_points"]
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")

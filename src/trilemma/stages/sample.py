@@ -6,6 +6,8 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
   ddim-eta<E>-<uniform|quadratic>-s<N>, ddim-sigmahat-<skip>-s<N>
   pf_ode-<rk45|rk23|dop853>          adaptive probability-flow ODE (scipy solve_ivp)
   pf_ode-<euler|heun>-s<N>           fixed-step probability-flow ODE
+  ddgan-s<T>                         Denoising Diffusion GAN with T steps (a ddgan_t<T>_* model)
+  gan, wgan_gp                       one-shot generator of a GAN baseline (x = G(z), NFE 1)
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 """
 from __future__ import annotations
@@ -40,7 +42,9 @@ class SamplerSpec:
             return f"DDPM (σ²={'β' if self.variance == 'beta' else 'β̃'})"
         if self.method == "ddim":
             return f"DDIM ({'σ̂' if self.sigma_hat else f'η={self.eta:g}'}, {self.skip})"
-        return f"PF-ODE ({self.solver})"
+        if self.method == "pf_ode":
+            return f"PF-ODE ({self.solver})"
+        return {"ddgan": f"DDGAN (T={self.steps})", "gan": "GAN", "wgan_gp": "WGAN-GP"}[self.method]
 
 
 _PATTERNS = [
@@ -51,6 +55,8 @@ _PATTERNS = [
      lambda m: dict(method="ddim", eta=1.0, sigma_hat=True, skip=m[1], steps=int(m[2]))),
     (re.compile(r"^pf_ode-(rk45|rk23|dop853)$"), lambda m: dict(method="pf_ode", solver=m[1])),
     (re.compile(r"^pf_ode-(euler|heun)-s(\d+)$"), lambda m: dict(method="pf_ode", solver=m[1], steps=int(m[2]))),
+    (re.compile(r"^ddgan-s(\d+)$"), lambda m: dict(method="ddgan", steps=int(m[1]))),
+    (re.compile(r"^(gan|wgan_gp)$"), lambda m: dict(method=m[1], steps=1)),
 ]
 
 
@@ -62,8 +68,10 @@ def parse_spec(spec: str) -> SamplerSpec:
     raise config.ConfigError(f"unknown sampler spec {spec!r}; see `trilemma sample --help` for the forms")
 
 
-def make_sampler(spec: SamplerSpec, denoiser, cfg: dict):
-    """A function ``run(x_T, generator) -> x_0`` for this spec."""
+def make_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None = None):
+    """A function ``run(x_T, generator) -> x_0`` for this spec (``info``: the model's model.json)."""
+    if spec.method in ("ddgan", "gan", "wgan_gp"):
+        return _gan_sampler(spec, denoiser, info)
     T = denoiser.schedule.num_steps
     if spec.method == "ddpm":
         from trilemma.sampling.ddpm import sample_ddpm
@@ -82,6 +90,19 @@ def make_sampler(spec: SamplerSpec, denoiser, cfg: dict):
     return lambda x, g: sample_pf_ode_fixed(denoiser, x, steps=spec.steps, solver=spec.solver)
 
 
+def _gan_sampler(spec: SamplerSpec, denoiser, info: dict):
+    T = info["schedule"]["num_steps"] if info["schedule"] else 1
+    if info["method"] != spec.method or T != spec.steps:
+        raise config.ConfigError(f"sampler spec {spec.spec!r} does not fit model {info['name']!r} "
+                                 f"(method {info['method']}, {T} steps)")
+    nz = info["model"]["nz"]
+    if spec.method == "ddgan":
+        from trilemma.sampling.ddgan import sample_ddgan
+        return lambda x, g: sample_ddgan(denoiser, x, latent_dim=nz, generator=g)
+    from trilemma.sampling.gan import sample_gan
+    return lambda x, g: sample_gan(denoiser, x.shape[0], latent_dim=nz, generator=g, device=x.device)
+
+
 def add_arguments(p):
     p.add_argument("--model-dir", required=True, help="directory with model.safetensors and model.json")
     p.add_argument("--spec", required=True, help="sampler spec id (see above)")
@@ -96,7 +117,7 @@ def run(args):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     denoiser, info = load_model(args.model_dir)
     counted = CountNFE(denoiser.to(device))
-    sampler = make_sampler(spec, counted, cfg)
+    sampler = make_sampler(spec, counted, cfg, info)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
     chunks, nfe = [], None
     for b in tqdm(range(0, n, bs), desc=f"sample {spec.spec}", disable=args.no_progress, unit="batch"):
@@ -113,6 +134,6 @@ def run(args):
     meta = {"kind": "bank", "model": info["name"], "model_method": info["method"], **asdict(spec),
             "sampler": spec.label, "nfe": nfe, "num_samples": n,
             "time_per_100_s": timing["median_s"] * 100 / tm["batch"], "timing": timing,
-            "device": timing["device"], "seed": cfg["seed"]}
+            "device": timing["device"], "seed": cfg["seed"], "train_seed": info.get("seed")}
     save_tensors(args.out, {"samples": samples}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")
