@@ -10,7 +10,7 @@ from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule, vp_sde_betas
 from trilemma.models.gan import DDGANDiscriminator, DDGANGenerator, GANDiscriminator, GANGenerator
 from trilemma.sampling.common import CountNFE
-from trilemma.sampling.ddgan import posterior_sample, q_sample_pairs, sample_ddgan
+from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs, sample_ddgan
 from trilemma.training.loop import LoopConfig, Phase, train
 from trilemma.training.tasks.gan import DDGANTask, GANTask, WGANGPTask
 
@@ -42,7 +42,7 @@ def test_training_pairs_have_the_forward_marginals():
     g = torch.Generator().manual_seed(0)
     x0 = torch.full((n, 1), 1.5)
     for t in range(4):
-        x_prev, x_t = q_sample_pairs(sched, x0, torch.full((n,), t), g)
+        x_prev, x_t = q_sample_pairs(ChainTable(sched), x0, torch.full((n,), t), g)
         ab_t = float(sched.alphas_cumprod[t])
         ab_prev = float(sched.alphas_cumprod[t - 1]) if t else 1.0
         assert abs(x_t.mean().item() - 1.5 * math.sqrt(ab_t)) < 0.01
@@ -62,7 +62,7 @@ def test_posterior_step_is_ddpm_eq7_on_the_ddgan_chain():
     g = torch.Generator().manual_seed(1)
     x0, x_t, noise = (torch.randn(4, 2, generator=g) for _ in range(3))
     t = torch.arange(4)
-    got = posterior_sample(sched, x0, x_t, t, noise)
+    got = posterior_sample(ChainTable(sched), x0, x_t, t, noise)
     for i in range(4):
         ab_prev = abar[i - 1] if i else torch.tensor(1.0, dtype=torch.float64)
         mean = (ab_prev.sqrt() * betas[i] / (1 - abar[i]) * x0[i]
@@ -217,3 +217,18 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path):
     from trilemma.artifacts import load_state
     state = load_state(tmp_path / "state.pt")
     assert state["step"] == 4 and all(torch.isfinite(v).all() for v in state["modules"]["w"].values())
+
+
+@pytest.mark.slow
+def test_diverging_gan_job_fails_clearly_without_a_model_file(repo_copy):
+    from conftest import run_cmd
+    from dagtools import edit_yaml
+    edit_yaml(repo_copy / "config/profiles/ci.yaml", lambda c: c["ddgan"]["train"].update(lr_d=1e30, lr_g=1e30))
+    data = "results/ci/data/gauss25.safetensors"
+    run_cmd(["trilemma", "fetch-data", "--profile", "ci", "--dataset", "gauss25", "--out", data], cwd=repo_copy)
+    out = repo_copy / "results/ci/models/gan_seed0/model.safetensors"
+    proc = run_cmd(["trilemma", "train", "--profile", "ci", "--model", "gan_seed0", "--data", data,
+                    "--out", str(out), "--no-progress"], cwd=repo_copy, check=False)
+    assert proc.returncode == 2
+    assert "trilemma train: error:" in proc.stderr and "non-finite" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

@@ -8,7 +8,9 @@ rule train:
     params:
         cfg=job_params(paths.MODEL),
         cmd=job_shell(paths.MODEL),
-    threads: workflow.cores
+    # the small FC networks of DDGAN and the GAN baselines gain nothing from a second thread: one
+    # thread each lets two of them train side by side
+    threads: lambda wc: 1 if paths.parse_gan_model(wc.model) else workflow.cores
     resources:
         gpu=1,
     log:

@@ -11,6 +11,8 @@ same size.
   a mapping network into AdaGN layers; for 2-D data z is simply concatenated to the input.  The
   official generator ends in tanh for images in [-1, 1]; 2-D data are unbounded, so the output is
   linear here.
+- Activations: ReLU in the generators (a piecewise-constant-capable map that can squeeze latent
+  regions onto tight modes), LeakyReLU(0.2) in the discriminators, as in the official DDGAN D.
 - GAN / WGAN-GP baselines: the same network without time, G(z) and D(x).
 """
 from __future__ import annotations

@@ -18,18 +18,35 @@ from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.common import full_t, randn_like
 
 
-def posterior_sample(schedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+class ChainTable:
+    """The per-index coefficients of the DDGAN chain, computed once (float64, then float32) from the
+    schedule: the forward pair (x_{t-1} | x0, x_t | x_{t-1}) and the posterior q(x_{t-1} | x_t, x0).
+    A training step then gathers a handful of numbers instead of re-deriving them."""
+
+    def __init__(self, schedule):
+        idx = torch.arange(schedule.num_steps)
+        self.num_steps = schedule.num_steps
+        alpha_prev, sigma_prev = schedule.alpha_sigma(idx - 1)
+        c_x0, c_xt, beta_tilde, _ = schedule.posterior(idx, idx - 1)
+        table = {"alpha_prev": alpha_prev, "sigma_prev": sigma_prev, "sqrt_alpha": (1 - schedule.betas).sqrt(),
+                 "sqrt_beta": schedule.betas.sqrt(), "c_x0": c_x0, "c_xt": c_xt, "std": beta_tilde.sqrt()}
+        for name, value in table.items():
+            setattr(self, name, value.float())
+
+    def __call__(self, name: str, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return _bcast(getattr(self, name).to(like.device)[t], like)
+
+
+def posterior_sample(table: ChainTable, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                      noise: torch.Tensor) -> torch.Tensor:
     """x_{t-1} = mu_tilde(x_t, x0) + sqrt(beta_tilde_t) noise, for per-sample 0-indexed t."""
-    c_x0, c_xt, beta_tilde, _ = schedule.posterior(t, t - 1)
-    return _bcast(c_x0, x_t) * x0 + _bcast(c_xt, x_t) * x_t + _bcast(beta_tilde.sqrt(), x_t) * noise
+    return table("c_x0", t, x_t) * x0 + table("c_xt", t, x_t) * x_t + table("std", t, x_t) * noise
 
 
-def q_sample_pairs(schedule, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None):
+def q_sample_pairs(table: ChainTable, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None):
     """(x_{t-1}, x_t) with x_{t-1} ~ q(x_{t-1} | x0) (x0 itself at t = 0) and one forward step to x_t."""
-    x_prev = schedule.q_sample(x0, t - 1, randn_like(x0, generator))
-    beta = _bcast(schedule.betas.to(x0.device)[t], x0)
-    x_t = (1.0 - beta).sqrt() * x_prev + beta.sqrt() * randn_like(x0, generator)
+    x_prev = table("alpha_prev", t, x0) * x0 + table("sigma_prev", t, x0) * randn_like(x0, generator)
+    x_t = table("sqrt_alpha", t, x0) * x_prev + table("sqrt_beta", t, x0) * randn_like(x0, generator)
     return x_prev, x_t
 
 
@@ -38,11 +55,11 @@ def sample_ddgan(denoiser, x_T: torch.Tensor, *, latent_dim: int,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Walk indices T-1, ..., 0 of ``denoiser.schedule`` from ``x_T``; the latent z enters as the
     denoiser's ``cond`` (a fresh draw per step), so one sampler serves every T."""
-    sched = denoiser.schedule
+    table = ChainTable(denoiser.schedule)
     x = x_T
-    for i in reversed(range(sched.num_steps)):
+    for i in reversed(range(table.num_steps)):
         t = full_t(i, x).long()
         z = torch.randn((x.shape[0], latent_dim), generator=generator, device=x.device, dtype=x.dtype)
         x0, _ = denoiser(x, t, z)
-        x = posterior_sample(sched, x0, x, t, randn_like(x, generator) if i > 0 else torch.zeros_like(x))
+        x = posterior_sample(table, x0, x, t, randn_like(x, generator) if i > 0 else torch.zeros_like(x))
     return x

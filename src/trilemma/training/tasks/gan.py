@@ -14,7 +14,8 @@
   lambda (||grad D(x_hat)|| - 1)^2 on random interpolates, n_critic critic steps per generator step.
 
 While one network is updated the other is frozen (``requires_grad`` off while the loss graph is
-built), so a phase's backward pass computes only its own network's gradients.
+built, as the code does for D in the G step; in the D step the fake is built without gradient, where
+the code lets gradients reach G and zeroes them before G's step: the same updates).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from trilemma.sampling.ddgan import posterior_sample, q_sample_pairs
+from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs
 from trilemma.sampling.common import randn_like
 from trilemma.training.loop import Phase
 
@@ -57,20 +58,20 @@ class _Adversarial:
 class DDGANTask(_Adversarial):
     def __init__(self, G, D, schedule, x0: torch.Tensor, train: dict):
         super().__init__(G, D, x0, train["batch_size"])
-        self.schedule, self.r1_gamma = schedule, train["r1_gamma"]
+        self.chain, self.r1_gamma = ChainTable(schedule), train["r1_gamma"]
         betas = tuple(train["betas"])
         self.phases = [Phase("D", ["D"], self.loss_d, lr=train["lr_d"], betas=betas,
                              lazy_every=train["lazy_reg"]),
                        Phase("G", ["G"], self.loss_g, lr=train["lr_g"], betas=betas)]
 
     def _pairs(self, x0, gen):
-        t = torch.randint(0, self.schedule.num_steps, (x0.shape[0],), generator=gen)
-        x_prev, x_t = q_sample_pairs(self.schedule, x0, t, gen)
+        t = torch.randint(0, self.chain.num_steps, (x0.shape[0],), generator=gen)
+        x_prev, x_t = q_sample_pairs(self.chain, x0, t, gen)
         return t, x_prev, x_t
 
     def _fake(self, x_t, t, gen):
         x0_pred = self.modules["G"](x_t, t.float(), self.z(x_t.shape[0], gen))
-        return posterior_sample(self.schedule, x0_pred, x_t, t, randn_like(x_t, gen))
+        return posterior_sample(self.chain, x0_pred, x_t, t, randn_like(x_t, gen))
 
     def loss_d(self, x0, gen, lazy: bool = False):
         D = self.modules["D"]
