@@ -25,7 +25,7 @@ def test_snakemake_and_dvc_plan_the_same_jobs(repo_copy):
         name, cmd = by_outs[outs]
         assert name.split("-")[0] == rule
         assert cmd in shell, f"{rule}: DVC runs `{cmd}`, snakemake `{shell}`"
-    assert counts == {"fetch_data": 1, "train": 2, "distill": 2, "sample": 14, "evaluate": 14, "collect": 1,
+    assert counts == {"fetch_data": 1, "train": 5, "distill": 2, "sample": 17, "evaluate": 17, "collect": 1,
                       "report": 1, "all": 1}
 
 
@@ -53,3 +53,26 @@ def test_code_is_a_dependency_at_the_right_grain():
         for dep in job.deps:
             if dep.startswith("src/"):
                 assert (REPO / dep).is_file(), f"{job.name}: code dependency {dep} does not exist"
+
+
+def test_gan_jobs_one_per_T_and_seed_with_code_at_the_right_grain():
+    cfg = config.load(root=REPO)
+    jobs = {j.name: j for j in dag.jobs(cfg)}
+    trains = sorted(n for n in jobs if n.startswith("train-") and n not in ("train-teacher_ddpm", "train-teacher_pd"))
+    assert trains == sorted(["train-ddgan_t1_seed0", "train-ddgan_t2_seed0", "train-ddgan_t4_seed0",
+                             "train-ddgan_t8_seed0", "train-ddgan_t4_seed1", "train-ddgan_t4_seed2",
+                             "train-gan_seed0", "train-gan_seed1", "train-gan_seed2",
+                             "train-wgan_gp_seed0", "train-wgan_gp_seed1", "train-wgan_gp_seed2"])
+    teacher, ddgan = jobs["train-teacher_ddpm"].deps, jobs["train-ddgan_t4_seed0"].deps
+    assert "src/trilemma/training/tasks/gan.py" in ddgan and "src/trilemma/training/tasks/gan.py" not in teacher
+    assert "src/trilemma/models/gan.py" not in teacher
+    assert "ddgan.train" in jobs["train-gan_seed1"].params and "seed" not in jobs["train-gan_seed1"].params
+    assert "ddgan.baselines.wgan_gp" in jobs["train-wgan_gp_seed0"].params
+    assert "ddgan.baselines.wgan_gp" not in jobs["train-ddgan_t4_seed0"].params
+    dd_sample, gan_sample = jobs["sample-ddgan_t4_seed0-ddgan-s4"].deps, jobs["sample-gan_seed0-gan"].deps
+    assert "src/trilemma/sampling/ddgan.py" in dd_sample and "src/trilemma/sampling/ddgan.py" not in gan_sample
+    assert "src/trilemma/sampling/gan.py" in gan_sample
+    assert "src/trilemma/sampling/ddgan.py" not in jobs["sample-teacher_ddpm-ddpm-beta-s10"].deps
+    for bank in dag.gan_bank_ids(cfg):
+        assert f"results/toy/metrics/{bank}.json" in jobs["collect"].deps
+    assert "results/toy/tables/ddgan.md" in jobs["report"].committed

@@ -34,17 +34,21 @@ def built(tmp_path_factory):
 
 def test_outputs_and_metrics(built):
     out = built / "results/ci"
-    for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md",
+    for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
                 "figures/fid_vs_time.png", "figures/samples.png"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
-    assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic"}
-    assert len(df) == 14
+    assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp"}
+    assert len(df) == 17
     pd_rows = df[df["method"] == "pd"].sort_values("steps")
     assert pd_rows["steps"].tolist() == [4, 8] and pd_rows["round"].tolist() == [2, 1]
     assert (pd_rows["nfe"] == pd_rows["steps"]).all()
     assert set(df[df["model"] == "teacher_pd"]["steps"]) == {4, 8}
+    gans = df[df["method"].isin(["ddgan", "gan", "wgan_gp"])].set_index("method")
+    assert gans.loc["ddgan", "nfe"] == gans.loc["ddgan", "steps"] == 2
+    assert (gans.loc[["gan", "wgan_gp"], "nfe"] == 1).all() and (gans["train_seed"] == 0).all()
+    assert "paper FID (CIFAR-10)" in (out / "tables/ddgan.md").read_text()
     ddim10 = df[(df["method"] == "ddim") & (df["steps"] == 10)]
     assert (ddim10["nfe"] == 10).all()
     heun = df[df["spec"] == "pf_ode-heun-s10"]
@@ -73,7 +77,23 @@ def test_sample_count_reruns_sampling_not_training(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=400))
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=500))
-    assert counts == {"sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"sample": 11, "evaluate": 11, "collect": 1, "report": 1, "all": 1}
+
+
+def test_gan_training_setting_retrains_only_the_gans(built):
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["ddgan"]["train"].update(samples=5000))
+    counts, jobs = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["ddgan"]["train"].update(samples=6000))
+    assert counts == {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}
+    assert not any("teacher_ddpm" in outs[0] for rule, outs, _ in jobs if rule != "all")
+
+
+def test_new_ddgan_T_runs_only_its_jobs(built):
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["ddgan"].update(steps=[1, 2]))
+    counts, jobs = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["ddgan"].update(steps=[2]))
+    assert counts == {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
+    assert all("ddgan_t1_seed0" in outs[0] for rule, outs, _ in jobs if rule in ("train", "sample", "evaluate"))
 
 
 def test_new_ddim_step_runs_only_new_jobs(built):
@@ -87,10 +107,12 @@ def test_new_ddim_step_runs_only_new_jobs(built):
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
     ("src/trilemma/sampling/ddim.py", {"distill": 2, "sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}),
-    ("src/trilemma/models/mlp.py", {"train": 2, "distill": 2, "sample": 14, "evaluate": 14, "collect": 1,
+    ("src/trilemma/models/mlp.py", {"train": 2, "distill": 2, "sample": 17, "evaluate": 17, "collect": 1,
                                     "report": 1, "all": 1}),
     ("src/trilemma/training/tasks/distill.py", {"distill": 2, "sample": 2, "evaluate": 2, "collect": 1,
                                                 "report": 1, "all": 1}),
+    ("src/trilemma/sampling/ddgan.py", {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/models/gan.py", {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}),
 ])
 def test_code_edits_rerun_what_they_affect(built, path, expected):
     f = built / path
@@ -109,7 +131,7 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(repo_copy):
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo_copy)
     run_cmd(["dvc", "repro", "-q"], cwd=repo_copy, timeout=1200)
     out = repo_copy / "results/ci"
-    assert len(pd.read_csv(out / "metrics.csv")) == 14 and (out / "figures/fid_vs_time.png").exists()
+    assert len(pd.read_csv(out / "metrics.csv")) == 17 and (out / "figures/fid_vs_time.png").exists()
     assert "up to date" in run_cmd(["dvc", "status"], cwd=repo_copy).stdout
     assert "Stage 'report' didn't change" in run_cmd(["dvc", "repro"], cwd=repo_copy).stdout
     edit_yaml(repo_copy / "params.yaml", lambda c: c["report"].update(dpi=61))

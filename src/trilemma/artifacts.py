@@ -96,7 +96,8 @@ def save_model(weights_path, state_dict: dict[str, torch.Tensor], model_json: di
 
 
 def load_model(model_dir):
-    """Rebuild a trained model as a :class:`~trilemma.diffusion.denoiser.Denoiser` from its directory."""
+    """Rebuild a trained model as a :class:`~trilemma.diffusion.denoiser.Denoiser` from its directory
+    (DDGAN generators too: x0-prediction with the latent z as ``cond``; GANs as a one-shot wrapper)."""
     from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
     from trilemma.diffusion.schedules import schedule_from_config
     from trilemma.models.registry import build_model
@@ -113,5 +114,8 @@ def load_model(model_dir):
         raise ArtifactError(f"{model_dir / 'model.safetensors'}: weights do not match model.json "
                             f"({str(exc).splitlines()[0]}); re-run training") from None
     net.eval().requires_grad_(False)
+    if info["schedule"] is None:  # a one-shot generator (the GAN baselines): no diffusion process
+        from trilemma.models.gan import OneShot
+        return OneShot(net), info
     schedule = schedule_from_config(info["schedule"])
     return Denoiser(net, schedule, info["parameterization"]), info

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(verb if verb in VERBS else None).parse_args(argv)
     try:
         result = args._run(args)
-    except (ConfigError, ArtifactError) as exc:
+    except (ConfigError, ArtifactError, FloatingPointError) as exc:  # FloatingPointError: training diverged
         print(f"trilemma {args.verb}: error: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)

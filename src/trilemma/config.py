@@ -108,6 +108,10 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
                 problems.append(f"report.{key}: '{bank}' is not a sample bank of this profile; "
                                 f"known banks: {sorted(banks)}")
     problems += _distill_problems(cfg)
+    if "ddgan" in cfg:
+        if cfg["ddgan"]["coverage_steps"] not in cfg["ddgan"]["steps"]:
+            problems.append(f"ddgan.coverage_steps = {cfg['ddgan']['coverage_steps']} must be one of "
+                            f"ddgan.steps = {cfg['ddgan']['steps']}")
     if cfg["evaluation"]["prc_neighborhood"] >= min(cfg["sampling"]["num_samples"], cfg["data"]["num_eval"]):
         problems.append("evaluation.prc_neighborhood must be smaller than the number of samples")
     return problems + _image_problems(cfg)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from trilemma import paths
@@ -31,6 +32,13 @@ CODE = {
     "sampler:pf_ode": [PKG + "sampling/pf_ode.py"],
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
                               PKG + "stages/evaluate.py"],
+    "train_gan": _DIFFUSION + _ARTIFACTS + [
+        PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
+        PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
+    "train_gan:ddgan": [PKG + "sampling/ddgan.py", PKG + "sampling/common.py"],  # pairs and posterior
+    "sampler:ddgan": [PKG + "sampling/ddgan.py", PKG + "models/gan.py"],
+    "sampler:gan": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
+    "sampler:wgan_gp": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
     "collect": [PKG + "stages/collect.py"],
     "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
@@ -42,7 +50,7 @@ CODE = {
     "sampler:pd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "sampler:stoch": [PKG + "sampling/ddpm.py", PKG + "diffusion/continuous.py"],
     "report": [PKG + "reporting/tables.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
-               PKG + "reporting/paper_numbers.csv", PKG + "stages/report.py"],
+               PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py"],
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
 _IMAGES = [PKG + "data/images.py"]
@@ -100,11 +108,12 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg)
+    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
 
 
-def has_distillation(cfg: Mapping[str, Any]) -> bool:
-    """Progressive distillation is wired for the 2-D profiles; image profiles do not run it yet."""
+def is_2d(cfg: Mapping[str, Any]) -> bool:
+    """Progressive distillation and DDGAN are wired for the 2-D profiles; image profiles do not run
+    them yet."""
     from trilemma.data.images import is_image_profile
     return not is_image_profile(cfg)
 
@@ -133,7 +142,7 @@ def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     """Every student with its own N-step DDIM sampler, and DDIM (plus the optional stochastic
     sampler) on the distillation teacher at the same N, for N <= ``distill.eval.baseline_max_steps``."""
-    if not has_distillation(cfg):
+    if not is_2d(cfg):
         return []
     d = cfg["distill"]
     steps = student_steps(cfg)
@@ -158,6 +167,7 @@ SAMPLER_PARAMS = {
     "pf_ode": ["sampling.pf_ode.rtol", "sampling.pf_ode.atol"],
     "pd": [],
     "stoch": [],
+    "ddgan": [], "gan": [], "wgan_gp": [],
 }
 
 
@@ -213,8 +223,8 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         ("trilemma", "train", "--profile", p, "--model", TEACHER, "--data", data, "--out", model),
         (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
-    if has_distillation(cfg):
-        out += distill_train_jobs(cfg, data)
+    if is_2d(cfg):
+        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
@@ -287,7 +297,7 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     return out
 
 
-TABLES = ("ddim", "fast_sampling", "distillation")
+TABLES = ("ddim", "fast_sampling", "distillation", "ddgan")
 FIGURES = ("fid_vs_time", "samples", "fid_vs_steps")
 
 
@@ -316,3 +326,42 @@ def by_output(cfg: Mapping[str, Any]) -> dict[str, Job]:
         for o in job.outs + job.committed:
             table[o] = job
     return table
+
+
+# ----------------------------------------------------------------------------- DDGAN and GAN baselines
+def gan_models(cfg: Mapping[str, Any]) -> list[tuple[str, str, int, int]]:
+    """(model id, method, T, training seed): the T ablation with seeds[0], coverage_steps and each
+    baseline with every seed."""
+    d = cfg["ddgan"]
+    first, rest = d["seeds"][0], d["seeds"][1:]
+    out = [(paths.gan_model("ddgan", first, T), "ddgan", T, first) for T in d["steps"]]
+    out += [(paths.gan_model("ddgan", s, d["coverage_steps"]), "ddgan", d["coverage_steps"], s) for s in rest]
+    out += [(paths.gan_model(m, s), m, 1, s) for m in d["baselines"]["methods"] for s in d["seeds"]]
+    return out
+
+
+def gan_spec(method: str, steps: int) -> str:
+    return f"ddgan-s{steps}" if method == "ddgan" else method
+
+
+def gan_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    if not is_2d(cfg):
+        return []
+    return [f"{model}/{gan_spec(method, T)}" for model, method, T, _ in gan_models(cfg)]
+
+
+def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
+    """The train job of every DDGAN / GAN-baseline model (their banks are ordinary sample and
+    evaluate jobs: ``gan_bank_ids`` is part of ``bank_ids``)."""
+    p = cfg["profile"]
+    out = []
+    for model, method, T, _ in gan_models(cfg):
+        weights, model_cfg = (paths.fmt(x, profile=p, model=model) for x in (paths.MODEL, paths.MODEL_CONFIG))
+        params = ["ddgan.schedule", "ddgan.model", "ddgan.train"]
+        params += ["ddgan.baselines.wgan_gp"] if method == "wgan_gp" else []
+        out.append(Job(
+            "train", f"train-{model}",
+            ("trilemma", "train", "--profile", p, "--model", model, "--data", data, "--out", weights),
+            (data, *CODE["train_gan"], *CODE.get(f"train_gan:{method}", [])),
+            (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)), tuple(params)))
+    return out

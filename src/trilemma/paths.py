@@ -6,6 +6,7 @@ DVC-cached and gitignored; ``metrics.csv``, ``tables/``, ``figures/`` and ``repo
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = "results/{profile}"
@@ -37,3 +38,22 @@ def fmt(pattern: str, **wildcards) -> str:
 
 def resume_dir(profile: str, model: str) -> Path:
     return Path(RESUME_DIR.format(profile=profile, model=model))
+
+
+# ----------------------------------------------------------------------------- GAN model ids
+# Denoising Diffusion GAN with T steps and the one-shot GAN baselines, one model per training seed:
+# ddgan_t<T>_seed<S>, gan_seed<S>, wgan_gp_seed<S>.
+GAN_METHODS = ("ddgan", "gan", "wgan_gp")
+_GAN_MODEL = re.compile(r"^(?:(ddgan)_t(\d+)|(gan|wgan_gp))_seed(\d+)$")
+
+
+def gan_model(method: str, seed: int, steps: int | None = None) -> str:
+    return f"ddgan_t{steps}_seed{seed}" if method == "ddgan" else f"{method}_seed{seed}"
+
+
+def parse_gan_model(name: str) -> tuple[str, int, int] | None:
+    """``(method, steps, seed)`` of a GAN model id (steps = 1 for the one-shot baselines), else None."""
+    m = _GAN_MODEL.match(name)
+    if not m:
+        return None
+    return (m[1], int(m[2]), int(m[4])) if m[1] else (m[3], 1, int(m[4]))

@@ -48,6 +48,11 @@ rule report:
             caption="../report/fid_vs_steps.rst",
             category="Figures",
         ),
+        report(
+            paths.fmt(paths.TABLE, profile="{profile}", table="ddgan"),
+            caption="../report/ddgan_table.rst",
+            category="Tables",
+        ),
         paths.REPORT,
     params:
         cfg=job_params(paths.REPORT),

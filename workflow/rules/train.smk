@@ -8,7 +8,9 @@ rule train:
     params:
         cfg=job_params(paths.MODEL),
         cmd=job_shell(paths.MODEL),
-    threads: rule_threads("train")
+    # the small FC networks of DDGAN and the GAN baselines gain nothing from a second thread: one
+    # thread each lets two of them train side by side
+    threads: lambda wc: 1 if paths.parse_gan_model(wc.model) else rule_threads("train")
     resources:
         **rule_resources("train"),
     log:

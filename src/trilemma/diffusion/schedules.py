@@ -7,6 +7,14 @@ index i in {0..T-1} means abar_{i+1}, and index -1 means abar_0 = 1 (clean data)
 Fractional indices (the probability-flow ODE integrates through them) interpolate log abar linearly
 between neighbouring integers, so the discrete table is exact at every integer and the process stays
 continuous in between.  A committed schedule name never changes meaning.
+
+``vp_sde`` (Denoising Diffusion GAN, Xiao et al. 2022, App. B; code ``get_sigma_schedule``): the VP
+SDE discretised into T steps, t_i = eps + (1 - eps) i / T (eps = 1e-3), abar(t) = exp(-1/2 (b_max -
+b_min) t^2 - b_min t), beta_i = 1 - abar(t_i) / abar(t_{i-1}) for i = 1..T.  The official code
+prepends a dummy beta_0 = 1e-8 so that its index 0 is (almost) clean data; here index -1 is exactly
+clean data (abar = 1) and index i in {0..T-1} means abar(t_{i+1}) / abar(t_0), the same 0-indexing
+as DDPM above and the same network time input as the official code (which feeds the index of x_{t+1}
+as ``t``, issue NVlabs/denoising-diffusion-gan#11).  Dropping the dummy changes abar by 1e-8.
 """
 from __future__ import annotations
 
@@ -18,6 +26,13 @@ import torch
 def linear_betas(beta_start: float, beta_end: float, num_steps: int) -> torch.Tensor:
     """DDPM's linear schedule (float64): beta_t = linspace(beta_start, beta_end, T)."""
     return torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+
+
+def vp_sde_betas(beta_min: float, beta_max: float, num_steps: int, eps_small: float = 1e-3) -> torch.Tensor:
+    """DDGAN's discretised VP SDE (float64), without the official code's dummy beta_0 = 1e-8."""
+    t = eps_small + (1.0 - eps_small) * torch.arange(num_steps + 1, dtype=torch.float64) / num_steps
+    log_abar = -0.5 * (beta_max - beta_min) * t ** 2 - beta_min * t
+    return -torch.expm1(log_abar[1:] - log_abar[:-1])
 
 
 class VPSchedule:
@@ -84,9 +99,11 @@ class DiscreteSchedule(VPSchedule):
 
     @classmethod
     def from_config(cls, sched: dict) -> "DiscreteSchedule":
-        if sched["name"] != "linear":
-            raise ValueError(f"unknown schedule {sched['name']!r}")
-        return cls(linear_betas(sched["beta_start"], sched["beta_end"], sched["num_steps"]))
+        if sched["name"] == "linear":
+            return cls(linear_betas(sched["beta_start"], sched["beta_end"], sched["num_steps"]))
+        if sched["name"] == "vp_sde":
+            return cls(vp_sde_betas(sched["beta_min"], sched["beta_max"], sched["num_steps"]))
+        raise ValueError(f"unknown schedule {sched['name']!r} (known: linear, vp_sde)")
 
     @property
     def num_steps(self) -> int:

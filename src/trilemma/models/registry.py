@@ -11,7 +11,13 @@ def build_model(model_cfg: dict, data_dim, out_dim: int | None = None) -> nn.Mod
     kind = model_cfg["kind"]
     if kind == "mlp":
         return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"], out_dim)
+    if kind in ("ddgan_generator", "gan_generator"):
+        from trilemma.models.gan import DDGANGenerator, GANGenerator
+        m = model_cfg
+        if kind == "gan_generator":
+            return GANGenerator(data_dim, m["nz"], m["hidden"], m["layers"])
+        return DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"])
     if kind == "unet":
         from trilemma.models.unet import build_unet
         return build_unet(model_cfg, data_dim)
-    raise ValueError(f"unknown model kind {kind!r} (known: mlp, unet)")
+    raise ValueError(f"unknown model kind {kind!r} (known: mlp, unet, ddgan_generator, gan_generator)")

@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 SAVE = {"bbox_inches": "tight", "metadata": {"Software": None}}
+GAN_LABELS = {"ddgan": "DDGAN (NFE = T)", "gan": "GAN", "wgan_gp": "WGAN-GP"}
 
 
 def _theme():
@@ -35,6 +36,8 @@ def curve_label(row) -> str:
         return "PD student (DDIM)"
     if row["method"] == "stochastic":
         return None
+    if row["method"] in GAN_LABELS:
+        return GAN_LABELS[row["method"]]
     return str(row["method"])
 
 

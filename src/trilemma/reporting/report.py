@@ -83,6 +83,8 @@ def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[
         f"![FD vs steps]({figures['fid_vs_steps']})", "",
         "FD against sampling steps (log2 axis): each round's student with its own DDIM sampler vs DDIM on "
         "the undistilled distillation teacher (PD Fig. 4 layout).", "",
+        *(["## Denoising Diffusion GAN: T ablation, GAN baselines, mode coverage", "", tables["ddgan"], ""]
+          if "ddgan" in tables else []),
         "## Figures", "",
         f"![FD vs sampling time]({figures['fid_vs_time']})", "",
         "FD against time per 100 samples (log axes), one line per method, point labels = NFE "

@@ -9,7 +9,7 @@ import pandas as pd
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
 from trilemma.data.images import is_image_profile
-from trilemma.reporting import distillation, figures, report, tables
+from trilemma.reporting import ddgan, distillation, figures, report, tables
 
 
 def add_arguments(p):
@@ -29,13 +29,15 @@ def run(args):
         return run_images(args, cfg, df, device)
     table_text = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER]),
                   "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
-                  "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device)}
+                  "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device),
+                  "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], device)}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
     fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.FIGURES}
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device)
+    figures.fid_vs_time(ddgan.first_seed_only(df, cfg["ddgan"]["seeds"][0]), fig["fid_vs_time"],
+                        dpi=rep["dpi"], device=device)
     distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
     data, _ = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep["scatter_points"]

@@ -10,6 +10,8 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
   stoch-v<V>-s<N>                    the PD paper's stochastic sampler: posterior mean, log-variance
                                      (1-V) log sigma~^2_s|t + V log sigma^2_t|s (Salimans & Ho 2022)
 On a continuous-time model (cosine logSNR) every N-step grid is t_i = i/N (Algorithm 2's grid).
+  ddgan-s<T>                         Denoising Diffusion GAN with T steps (a ddgan_t<T>_* model)
+  gan, wgan_gp                       one-shot generator of a GAN baseline (x = G(z), NFE 1)
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 Image banks hold uint8 samples, quantised once here (no lossy files), as the metrics read them.
 """
@@ -50,7 +52,9 @@ class SamplerSpec:
             return "PD student (DDIM)"
         if self.method == "stochastic":
             return f"PD stochastic (v={self.v:g})"
-        return f"PF-ODE ({self.solver})"
+        if self.method == "pf_ode":
+            return f"PF-ODE ({self.solver})"
+        return {"ddgan": f"DDGAN (T={self.steps})", "gan": "GAN", "wgan_gp": "WGAN-GP"}[self.method]
 
 
 _PATTERNS = [
@@ -63,6 +67,8 @@ _PATTERNS = [
     (re.compile(r"^pf_ode-(euler|heun)-s(\d+)$"), lambda m: dict(method="pf_ode", solver=m[1], steps=int(m[2]))),
     (re.compile(r"^pd-s(\d+)$"), lambda m: dict(method="pd", eta=0.0, skip="uniform", steps=int(m[1]))),
     (re.compile(r"^stoch-v([0-9.]+)-s(\d+)$"), lambda m: dict(method="stochastic", v=float(m[1]), steps=int(m[2]))),
+    (re.compile(r"^ddgan-s(\d+)$"), lambda m: dict(method="ddgan", steps=int(m[1]))),
+    (re.compile(r"^(gan|wgan_gp)$"), lambda m: dict(method=m[1], steps=1)),
 ]
 
 
@@ -74,8 +80,10 @@ def parse_spec(spec: str) -> SamplerSpec:
     raise config.ConfigError(f"unknown sampler spec {spec!r}; see `trilemma sample --help` for the forms")
 
 
-def make_sampler(spec: SamplerSpec, denoiser, cfg: dict):
-    """A function ``run(x_T, generator) -> x_0`` for this spec."""
+def make_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None = None):
+    """A function ``run(x_T, generator) -> x_0`` for this spec (``info``: the model's model.json)."""
+    if spec.method in ("ddgan", "gan", "wgan_gp"):
+        return _gan_sampler(spec, denoiser, info)
     if denoiser.schedule.continuous:
         return _continuous_sampler(spec, denoiser)
     T = denoiser.schedule.num_steps
@@ -109,6 +117,19 @@ def _continuous_sampler(spec: SamplerSpec, denoiser):
     raise config.ConfigError(f"sampler spec {spec.spec!r} is not defined for a continuous-time model")
 
 
+def _gan_sampler(spec: SamplerSpec, denoiser, info: dict):
+    T = info["schedule"]["num_steps"] if info["schedule"] else 1
+    if info["method"] != spec.method or T != spec.steps:
+        raise config.ConfigError(f"sampler spec {spec.spec!r} does not fit model {info['name']!r} "
+                                 f"(method {info['method']}, {T} steps)")
+    nz = info["model"]["nz"]
+    if spec.method == "ddgan":
+        from trilemma.sampling.ddgan import sample_ddgan
+        return lambda x, g: sample_ddgan(denoiser, x, latent_dim=nz, generator=g)
+    from trilemma.sampling.gan import sample_gan
+    return lambda x, g: sample_gan(denoiser, x.shape[0], latent_dim=nz, generator=g, device=x.device)
+
+
 def add_arguments(p):
     p.add_argument("--model-dir", required=True, help="directory with model.safetensors and model.json")
     p.add_argument("--spec", required=True, help="sampler spec id (see above)")
@@ -123,7 +144,7 @@ def run(args):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     denoiser, info = load_model(args.model_dir)
     counted = CountNFE(denoiser.to(device))
-    sampler = make_sampler(spec, counted, cfg)
+    sampler = make_sampler(spec, counted, cfg, info)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
     shape = (dim,) if isinstance(dim, int) else tuple(dim)   # 2-D points: (2,); images: (C, H, W)
     if info["method"] in ("pd", "pd_teacher"):  # the distillation chain's banks (dag.distill_bank_ids)
@@ -146,6 +167,7 @@ def run(args):
     meta = {"kind": "bank", "model": info["name"], "model_method": info["method"], **asdict(spec),
             "sampler": spec.label, "nfe": nfe, "num_samples": n,
             "time_per_100_s": timing["median_s"] * 100 / tm["batch"], "timing": timing,
-            "device": timing["device"], "seed": cfg["seed"], "round": info.get("round")}
+            "device": timing["device"], "seed": cfg["seed"], "round": info.get("round"),
+            "train_seed": info.get("seed")}
     save_tensors(args.out, {"samples": samples}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")

@@ -1,9 +1,12 @@
 """Train a model with the shared loop and publish its EMA weights (safetensors) and model.json.
 
 Resume state lives in results/<profile>/.resume/<model>/; a killed run continues from its last
-checkpoint when re-run with the same configuration."""
+checkpoint when re-run with the same configuration.  Models: ``teacher_ddpm``; the Denoising
+Diffusion GAN ``ddgan_t<T>_seed<S>`` and the GAN baselines ``gan_seed<S>``, ``wgan_gp_seed<S>``
+(see ``trilemma.stages.train_gan``)."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -22,8 +25,15 @@ from trilemma.training.tasks.ddpm import DDPMTask
 MODELS = ("teacher_ddpm", "teacher_pd")
 
 
+def model_name(name: str) -> str:
+    if name in MODELS or paths.parse_gan_model(name):
+        return name
+    raise argparse.ArgumentTypeError(
+        f"unknown model {name!r}: one of {MODELS}, ddgan_t<T>_seed<S>, gan_seed<S>, wgan_gp_seed<S>")
+
+
 def add_arguments(p):
-    p.add_argument("--model", required=True, choices=MODELS, help="which model to train")
+    p.add_argument("--model", required=True, type=model_name, help="which model to train")
     p.add_argument("--data", required=True, help="dataset .safetensors from fetch-data")
     p.add_argument("--out", required=True, help="output model.safetensors (model.json is written beside it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -31,6 +41,9 @@ def add_arguments(p):
 
 def run(args):
     cfg = config.load(args.profile)
+    if paths.parse_gan_model(args.model):
+        from trilemma.stages.train_gan import run_gan
+        return run_gan(args, cfg)
     launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     torch.manual_seed(cfg["seed"])

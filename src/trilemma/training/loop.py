@@ -6,6 +6,12 @@ bar, the JSONL log, periodic checkpoints and exact resume after a kill.
 Resume state (modules, EMA, optimizers, RNG, step) is written atomically every ``checkpoint_every``
 steps and on SIGINT/SIGTERM to a directory outside the job's declared outputs.  A re-run with the
 same fingerprint continues from it; on CPU the final weights equal those of an uninterrupted run.
+
+Adversarial tasks (DDGAN, GAN, WGAN-GP) use two StyleGAN2-ADA phase options: ``every`` runs a phase
+only at steps divisible by it (WGAN-GP's n_critic), and ``lazy_every`` passes ``lazy=True`` to the
+loss at such steps, so a lazy regulariser (R1) joins that step's loss and update, as in DDGAN's code.
+A non-finite loss stops the run, and so do non-finite weights before any checkpoint is written, so
+the last checkpoint on disk is always a good one.
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ class Phase:
     lr: float
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    every: int = 1             # run this phase at steps divisible by ``every`` only
+    lazy_every: int = 0        # > 0: ``loss_fn(batch, generator, lazy=step % lazy_every == 0)``
 
 
 class Task(Protocol):
@@ -140,6 +148,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                 log_path.unlink(missing_ok=True)
 
     def checkpoint():
+        _check_finite(task.modules, step, desc)
         if not ctx.is_main:
             return
         save_state(state_path, {
@@ -159,10 +168,13 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
             batch = task.sample_batch(gen)
             logs: dict[str, float] = {}
             for ph in task.phases:
+                if step % ph.every:
+                    continue
                 opt = optims[ph.name]
                 for group in opt.param_groups:
                     group["lr"] = ph.lr * factor
-                loss, extra = ph.loss_fn(batch, gen)
+                lazy = {"lazy": step % ph.lazy_every == 0} if ph.lazy_every else {}
+                loss, extra = ph.loss_fn(batch, gen, **lazy)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"[{desc}] non-finite {ph.name} loss at step {step}; the last good checkpoint "
@@ -200,6 +212,13 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
     checkpoint()
     final = {n: (ema[n] if n in ema else m).state_dict() for n, m in task.modules.items()}
     return final
+
+
+def _check_finite(modules: dict[str, nn.Module], step: int, desc: str) -> None:
+    for name, mod in modules.items():
+        if not all(bool(torch.isfinite(p).all()) for p in mod.parameters()):
+            raise FloatingPointError(f"[{desc}] non-finite weights in '{name}' at step {step}; "
+                                     f"not checkpointed: the last good checkpoint is kept")
 
 
 def _truncate_log(log_path: Path, step: int) -> None:

@@ -1,0 +1,13 @@
+"""One-shot GAN sampling (Goodfellow et al. 2014; WGAN-GP, Gulrajani et al. 2017): x = G(z), z ~ N(0, I),
+one network evaluation per sample, through the denoiser contract (:class:`trilemma.models.gan.OneShot`)."""
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def sample_gan(denoiser, num: int, *, latent_dim: int, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    z = torch.randn((num, latent_dim), generator=generator, device=device)
+    x0, _ = denoiser(z, None)
+    return x0

@@ -1,0 +1,64 @@
+"""Train a Denoising Diffusion GAN (Xiao, Kreis & Vahdat 2022) or a GAN baseline of its Figure 6
+(vanilla non-saturating GAN, WGAN-GP) with the shared loop; publish G's EMA weights and model.json.
+
+The model id carries what the DAG varies (T and the training seed); every hyperparameter comes from
+the ``ddgan`` section of the config.  A diverging run (non-finite loss or weights) stops with a
+message; the last good resume checkpoint is kept and no model file is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from trilemma import paths
+from trilemma.artifacts import load_tensors, save_model
+from trilemma.diffusion.schedules import DiscreteSchedule
+from trilemma.models.gan import DDGANDiscriminator, DDGANGenerator, GANDiscriminator, GANGenerator
+from trilemma.training.loop import LoopConfig, finish, train
+from trilemma.training.tasks.gan import DDGANTask, GANTask, WGANGPTask
+
+
+def ddgan_schedule(section: dict, steps: int) -> dict:
+    return {"name": "vp_sde", "beta_min": section["schedule"]["beta_min"],
+            "beta_max": section["schedule"]["beta_max"], "num_steps": steps}
+
+
+def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_dim: int):
+    """The task and the ``model`` entry of model.json (what rebuilds G)."""
+    m, train_cfg = section["model"], section["train"]
+    if method == "ddgan":
+        G = DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"])
+        D = DDGANDiscriminator(data_dim, m["hidden"], m["layers"], m["emb_dim"])
+        schedule = DiscreteSchedule.from_config(ddgan_schedule(section, steps))
+        return DDGANTask(G, D, schedule, x0, train_cfg), {"kind": "ddgan_generator", **m}
+    G = GANGenerator(data_dim, m["nz"], m["hidden"], m["layers"])
+    D = GANDiscriminator(data_dim, m["hidden"], m["layers"])
+    task = (GANTask(G, D, x0, train_cfg) if method == "gan"
+            else WGANGPTask(G, D, x0, train_cfg, section["baselines"]["wgan_gp"]))
+    return task, {"kind": "gan_generator", **{k: m[k] for k in ("nz", "hidden", "layers")}}
+
+
+def run_gan(args, cfg: dict) -> None:
+    method, steps, seed = paths.parse_gan_model(args.model)
+    section = cfg["ddgan"]
+    tensors, meta = load_tensors(args.data)
+    torch.manual_seed(seed)
+    task, model_cfg = build_task(method, steps, section, tensors["train"], meta["data_dim"])
+    fingerprint = hashlib.sha256(json.dumps(
+        {"model": args.model, "section": section, "data": meta}, sort_keys=True).encode()).hexdigest()
+    resume = paths.resume_dir(cfg["profile"], args.model)
+    final = train(task, LoopConfig.from_config(section["train"]), seed=seed, resume_dir=resume,
+                  fingerprint=fingerprint, progress=not args.no_progress, desc=f"train {args.model}")
+    model_json = {"name": args.model, "method": method, "model": model_cfg,
+                  "schedule": ddgan_schedule(section, steps) if method == "ddgan" else None,
+                  "parameterization": "x" if method == "ddgan" else "implicit",
+                  "data_dim": meta["data_dim"], "dataset": meta["dataset"], "train": section["train"],
+                  "seed": seed, "weights": "ema"}
+    if method == "wgan_gp":
+        model_json["wgan_gp"] = section["baselines"]["wgan_gp"]
+    save_model(args.out, final["G"], model_json)
+    Path(args.out).with_name("train_log.jsonl").write_text(finish(resume))
+    print(f"wrote {args.out}")
