@@ -107,7 +107,9 @@ def load_model(model_dir):
     state, meta = load_tensors(model_dir / "model.safetensors")
     if meta.get("kind") != "model":
         raise ArtifactError(f"{model_dir / 'model.safetensors'}: not a model file (kind={meta.get('kind')!r})")
-    net = build_model(info["model"], info["data_dim"], info["data_dim"] * OUTPUTS[info["parameterization"]])
+    dim = info["data_dim"]  # an int for 2-D points, [C, H, W] for images
+    out_dim = dim * OUTPUTS[info["parameterization"]] if isinstance(dim, int) and info["parameterization"] in OUTPUTS else None
+    net = build_model(info["model"], dim, out_dim)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
