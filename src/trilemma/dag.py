@@ -301,10 +301,19 @@ TABLES = ("ddim", "fast_sampling", "distillation", "ddgan")
 FIGURES = ("fid_vs_time", "samples", "fid_vs_steps")
 
 
+def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tables a profile's report writes (distillation and DDGAN run on 2-D profiles only)."""
+    return TABLES if is_2d(cfg) else ("ddim", "fast_sampling")
+
+
+def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    return FIGURES if is_2d(cfg) else ("fid_vs_time", "samples")
+
+
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
     p = cfg["profile"]
-    return ([paths.fmt(paths.TABLE, profile=p, table=t) for t in TABLES]
-            + [paths.fmt(paths.FIGURE, profile=p, figure=f) for f in FIGURES]
+    return ([paths.fmt(paths.TABLE, profile=p, table=t) for t in report_tables(cfg)]
+            + [paths.fmt(paths.FIGURE, profile=p, figure=f) for f in report_figures(cfg)]
             + [paths.fmt(paths.REPORT, profile=p)])
 
 

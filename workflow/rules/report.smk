@@ -18,41 +18,22 @@ rule report:
     input:
         job_inputs(paths.REPORT),
     output:
-        report(
-            paths.fmt(paths.FIGURE, profile="{profile}", figure="fid_vs_time"),
-            caption="../report/fid_vs_time.rst",
-            category="Figures",
-        ),
-        report(
-            paths.fmt(paths.FIGURE, profile="{profile}", figure="samples"),
-            caption="../report/samples.rst",
-            category="Figures",
-        ),
-        report(
-            paths.fmt(paths.TABLE, profile="{profile}", table="ddim"),
-            caption="../report/ddim_table.rst",
-            category="Tables",
-        ),
-        report(
-            paths.fmt(paths.TABLE, profile="{profile}", table="fast_sampling"),
-            caption="../report/fast_sampling_table.rst",
-            category="Tables",
-        ),
-        report(
-            paths.fmt(paths.TABLE, profile="{profile}", table="distillation"),
-            caption="../report/distillation_table.rst",
-            category="Tables",
-        ),
-        report(
-            paths.fmt(paths.FIGURE, profile="{profile}", figure="fid_vs_steps"),
-            caption="../report/fid_vs_steps.rst",
-            category="Figures",
-        ),
-        report(
-            paths.fmt(paths.TABLE, profile="{profile}", table="ddgan"),
-            caption="../report/ddgan_table.rst",
-            category="Tables",
-        ),
+        *[
+            report(
+                paths.fmt(paths.FIGURE, profile="{profile}", figure=name),
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in dag.report_figures(CFG)
+        ],
+        *[
+            report(
+                paths.fmt(paths.TABLE, profile="{profile}", table=name),
+                caption=f"../report/{name}_table.rst",
+                category="Tables",
+            )
+            for name in dag.report_tables(CFG)
+        ],
         paths.REPORT,
     params:
         cfg=job_params(paths.REPORT),

@@ -33,7 +33,7 @@ def run(args):
                   "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], device)}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
-    fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.FIGURES}
+    fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.report_figures(cfg)}
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     figures.fid_vs_time(ddgan.first_seed_only(df, cfg["ddgan"]["seeds"][0]), fig["fid_vs_time"],
@@ -72,7 +72,7 @@ def run_images(args, cfg, df, device):
                   f"{space}; precision/recall (Kynkäänniemi et al.) in the same features.")}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
-    fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.FIGURES}
+    fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.report_figures(cfg)}
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device, ylabel=f"FID ({space})")
