@@ -6,7 +6,7 @@
    a few minutes with the project's own loop and tasks, samples DDIM (eta 0, quadratic) at 4/16/64
    steps, and reports FID/IS in the classifier's feature space (torch-fidelity) against the training set.
 
-  python benchmarks/gpu_images.py --out $OUT/gpu_images.json [--teacher-minutes 4] [--smoke]
+  python bench/gpu_images.py --out $OUT/gpu_images.json [--teacher-minutes 4] [--smoke]
 
 ``--smoke`` runs every path for a few steps on whatever device there is (CPU included): a test of the
 script, not a measurement.  Results are printed and written as JSON with the device's name.
