@@ -18,7 +18,7 @@ rule distill:
         model=r"pd_s[0-9]+",
     threads: 1
     resources:
-        gpu=1,
+        **rule_resources("distill"),
     log:
         "results/{profile}/logs/distill/{model}.log",
     shell:

@@ -12,9 +12,9 @@ rule feature_net:
     params:
         cfg=job_params(paths.FEATURE_NET),
         cmd=job_shell(paths.FEATURE_NET),
-    threads: workflow.cores
+    threads: rule_threads("feature_net")
     resources:
-        gpu=1,
+        **rule_resources("feature_net"),
     log:
         "results/{profile}/logs/feature_net.log",
     shell:
@@ -31,7 +31,9 @@ rule reference_stats:
         cmd=job_shell(paths.REFERENCE),
     wildcard_constraints:
         extractor="feature_net|inception",
-    threads: workflow.cores
+    threads: rule_threads("reference_stats")
+    resources:
+        **rule_resources("reference_stats"),
     log:
         "results/{profile}/logs/reference_stats/{dataset}-{extractor}.log",
     shell:
