@@ -1,7 +1,9 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,19 @@ def run_cmd(args, cwd, check=True, timeout=900, env=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def signal_when_ready(cmd, cwd, ready, sig=signal.SIGKILL, env=None, timeout=120):
+    """Start ``cmd``, wait until ``ready()`` is true (e.g. a resume checkpoint exists), send ``sig``
+    and wait for the process to end: how the tests kill a job mid-way.  Returns (returncode, stderr).
+    Fails when the job ends on its own first (make the run longer then)."""
+    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + timeout
+    while not ready() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"{cmd[:2]} finished before it could be signalled: make the run longer"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err

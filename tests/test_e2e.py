@@ -6,8 +6,9 @@ import shutil
 
 import pandas as pd
 import pytest
+import torch
 
-from conftest import run_cmd
+from conftest import run_cmd, signal_when_ready
 from dagtools import edit_yaml, snakemake_plan, use_profile_as_params
 
 pytestmark = pytest.mark.slow
@@ -40,11 +41,11 @@ def test_outputs_and_metrics(built):
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp"}
-    assert len(df) == 17
+    assert len(df) == 12
     pd_rows = df[df["method"] == "pd"].sort_values("steps")
     assert pd_rows["steps"].tolist() == [4, 8] and pd_rows["round"].tolist() == [2, 1]
     assert (pd_rows["nfe"] == pd_rows["steps"]).all()
-    assert set(df[df["model"] == "teacher_pd"]["steps"]) == {4, 8}
+    assert set(df[df["model"] == "teacher_pd"]["steps"]) == {4}
     gans = df[df["method"].isin(["ddgan", "gan", "wgan_gp"])].set_index("method")
     assert gans.loc["ddgan", "nfe"] == gans.loc["ddgan", "steps"] == 2
     assert (gans.loc[["gan", "wgan_gp"], "nfe"] == 1).all() and (gans["train_seed"] == 0).all()
@@ -77,7 +78,7 @@ def test_sample_count_reruns_sampling_not_training(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=400))
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=500))
-    assert counts == {"sample": 11, "evaluate": 11, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}
 
 
 def test_gan_training_setting_retrains_only_the_gans(built):
@@ -97,17 +98,17 @@ def test_new_ddgan_T_runs_only_its_jobs(built):
 
 
 def test_new_ddim_step_runs_only_new_jobs(built):
-    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["ddim"].update(steps=[10, 20, 50]))
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["ddim"].update(steps=[10, 50]))
     counts, jobs = snakemake_plan(built, profile="ci")
-    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["ddim"].update(steps=[10, 20]))
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["ddim"].update(steps=[10]))
     assert counts == {"sample": 2, "evaluate": 2, "collect": 1, "report": 1, "all": 1}
     assert all("-s50" in outs[0] for rule, outs, _ in jobs if rule in ("sample", "evaluate"))
 
 
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddim.py", {"distill": 2, "sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}),
-    ("src/trilemma/models/mlp.py", {"train": 2, "distill": 2, "sample": 17, "evaluate": 17, "collect": 1,
+    ("src/trilemma/sampling/ddim.py", {"distill": 2, "sample": 5, "evaluate": 5, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/models/mlp.py", {"train": 2, "distill": 2, "sample": 12, "evaluate": 12, "collect": 1,
                                     "report": 1, "all": 1}),
     ("src/trilemma/training/tasks/distill.py", {"distill": 2, "sample": 2, "evaluate": 2, "collect": 1,
                                                 "report": 1, "all": 1}),
@@ -125,23 +126,35 @@ def test_code_edits_rerun_what_they_affect(built, path, expected):
     assert counts == expected
 
 
-def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(repo_copy):
+def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy):
+    """`dvc repro` of one bank's chain (data -> teacher -> sample -> evaluate) on a fresh copy builds
+    the same artifacts as Snakemake did, byte for byte up to the timing, and DVC then tracks param
+    changes at the stage grain.  DVC runs stages one at a time, so the whole DAG is left to the
+    plan-equality test (tests/test_dag.py), which checks that both tools run the same commands."""
+    from trilemma.artifacts import load_tensors
     use_profile_as_params(repo_copy, "ci")
     run_cmd(["git", "init", "-q"], cwd=repo_copy)
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo_copy)
-    run_cmd(["dvc", "repro", "-q"], cwd=repo_copy, timeout=1200)
-    out = repo_copy / "results/ci"
-    assert len(pd.read_csv(out / "metrics.csv")) == 17 and (out / "figures/fid_vs_time.png").exists()
-    assert "up to date" in run_cmd(["dvc", "status"], cwd=repo_copy).stdout
-    assert "Stage 'report' didn't change" in run_cmd(["dvc", "repro"], cwd=repo_copy).stdout
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["report"].update(dpi=61))
-    status = run_cmd(["dvc", "status", "--json"], cwd=repo_copy).stdout
-    assert list(json.loads(status)) == ["report"]
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["report"].update(dpi=60))
+    bank = "teacher_ddpm/ddim-eta0-uniform-s10"
+    target = "evaluate-" + bank.replace("/", "-")
+    run_cmd(["dvc", "repro", "-q", target], cwd=repo_copy, timeout=1200)
+    for rel in ["models/teacher_ddpm/model.safetensors", f"samples/{bank}.safetensors"]:
+        (a, meta_a), (b, meta_b) = load_tensors(built / "results/ci" / rel), load_tensors(repo_copy / "results/ci" / rel)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), rel
+    timing = {"time_per_100_s", "timing", "device"}
+    metrics = [json.loads((root / f"results/ci/metrics/{bank}.json").read_text()) for root in (built, repo_copy)]
+    assert [{k: v for k, v in m.items() if k not in timing} for m in metrics] == [
+        {k: v for k, v in metrics[0].items() if k not in timing}] * 2
+
+    def changed():
+        return set(json.loads(run_cmd(["dvc", "status", "--json", "--with-deps", target], cwd=repo_copy).stdout))
+    assert changed() == set()
+    assert f"Stage '{target}' didn't change" in run_cmd(["dvc", "repro", target], cwd=repo_copy).stdout
+    edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=2.5))
+    assert changed() == {target}
+    edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=3.0))
     edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=400))
-    changed = set(json.loads(run_cmd(["dvc", "status", "--json"], cwd=repo_copy).stdout))
-    assert {s.split("-")[0] for s in changed} == {"sample"}  # evaluate follows once the banks change
-    assert not any(s.startswith("train") for s in changed)
+    assert changed() == {"sample-" + bank.replace("/", "-")}  # evaluate follows once the bank changes
 
 
 SLURM_TOOLS = ("unshare", "munged", "slurmctld", "slurmd", "sbatch", "squeue")
@@ -183,25 +196,12 @@ def test_final_steps_4_to_2_adds_one_round_and_its_evaluation(built):
 
 
 def test_killed_round_resumes(built):
-    import os
-    import signal
-    import subprocess
-    import time
-
-    from conftest import BIN
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=3000))
     cmd = ["trilemma", "distill", "--profile", "ci", "--teacher-dir", "results/ci/models/pd_s8", "--steps", "4",
            "--data", "results/ci/data/gauss25.safetensors", "--out", "killed/model.safetensors", "--no-progress"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
     state = built / "results/ci/.resume/pd_s4/state.pt"
     try:
-        proc = subprocess.Popen(cmd, cwd=built, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 120
-        while not state.exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the round finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        signal_when_ready(cmd, built, state.exists, env={"OMP_NUM_THREADS": "1"})
         assert state.exists() and not (built / "killed/model.safetensors").exists()
         resumed = run_cmd(cmd, cwd=built, env={"OMP_NUM_THREADS": "1"})
     finally:

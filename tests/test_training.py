@@ -1,14 +1,11 @@
 """The one training loop: LR schedule closed forms, and exact resume after a kill (CPU)."""
 import math
-import os
 import signal
-import subprocess
-import time
 
 import pytest
 import torch
 
-from conftest import BIN, REPO, run_cmd
+from conftest import run_cmd, signal_when_ready
 from trilemma.artifacts import load_tensors
 from trilemma.training.loop import LoopConfig, lr_factor
 
@@ -39,14 +36,7 @@ def test_killed_training_resumes_to_identical_weights(repo_copy):
 
     out = repo_copy / "results/ci/models/teacher_ddpm/model.safetensors"
     state = repo_copy / "results/ci/.resume/teacher_ddpm/state.pt"
-    proc = subprocess.Popen(train_cmd(out), cwd=repo_copy, env={**os.environ, **env, "PATH": f"{BIN}:{os.environ['PATH']}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not state.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed: make the run longer"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    signal_when_ready(train_cmd(out), repo_copy, state.exists, env=env)
     assert not out.exists() and state.exists()
     resumed = run_cmd(train_cmd(out), cwd=repo_copy, env=env)
     assert "resuming from step" in resumed.stderr
@@ -66,12 +56,7 @@ def test_sigterm_saves_state_and_exits(repo_copy):
              "--out", "results/ci/data/gauss25.safetensors"], cwd=repo_copy)
     out = repo_copy / "m/model.safetensors"
     log = repo_copy / "results/ci/.resume/teacher_ddpm/log.jsonl"
-    proc = subprocess.Popen(train_cmd(out), cwd=repo_copy, env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (log.exists() and log.stat().st_size) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM
+    rc, err = signal_when_ready(train_cmd(out), repo_copy, lambda: log.exists() and log.stat().st_size > 0,
+                                sig=signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM
     assert "state saved" in err and (log.parent / "state.pt").exists()
