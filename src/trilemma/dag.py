@@ -133,10 +133,15 @@ def student(steps: int) -> str:
     return f"pd_s{steps}"
 
 
-def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
-    """The config key holding the updates of the round that makes the ``steps``-step student."""
+def round_key(cfg: Mapping[str, Any], field: str, steps: int) -> str:
+    """The config key holding ``distill.rounds.<field>`` (updates | lr) of the round that makes the
+    ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default``."""
     key = f"s{steps}"
-    return f"distill.rounds.updates.{key if key in cfg['distill']['rounds']['updates'] else 'default'}"
+    return f"distill.rounds.{field}.{key if key in cfg['distill']['rounds'][field] else 'default'}"
+
+
+def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
+    return round_key(cfg, "updates", steps)
 
 
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
@@ -290,8 +295,8 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
              paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=prev), "--steps", str(n),
              "--data", data, "--out", outs[0]),
             (files(prev)[0], files(prev)[1], data, *CODE["distill"]), outs,
-            ("seed", "distill.teacher.weighting", round_updates_key(cfg, n), "distill.rounds.batch_size",
-             "distill.rounds.lr", "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
+            ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n), "distill.rounds.batch_size",
+             round_key(cfg, "lr", n), "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
              "distill.rounds.log_every")))
         prev = student(n)
     return out
