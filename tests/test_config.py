@@ -92,6 +92,9 @@ def test_distill_chain_config_checks():
     assert "distill.rounds.lr.s4" in jobs["distill-pd_s4"].params
     assert "distill.rounds.lr.default" in jobs["distill-pd_s8"].params
     assert not any(k.startswith("distill.rounds.lr.s") for k in jobs["distill-pd_s8"].params)
+    toy = config.load(root=REPO)  # students above distill.eval.student_max_steps get no bank
+    ids = dag.distill_bank_ids(toy)
+    assert "pd_s4096/pd-s4096" not in ids and "pd_s1024/pd-s1024" in ids and "pd_s1/pd-s1" in ids
     bad = config.deep_merge(cfg, {"distill": {"start_steps": 12, "final_steps": 16}})
     with pytest.raises(config.ConfigError, match="start_steps: 12 is not a power of two"):
         config.validate(bad)

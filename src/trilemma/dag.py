@@ -145,13 +145,14 @@ def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
 
 
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    """Every student with its own N-step DDIM sampler, and DDIM (plus the optional stochastic
-    sampler) on the distillation teacher at the same N, for N <= ``distill.eval.baseline_max_steps``."""
+    """Every student with its own N-step DDIM sampler (N <= ``distill.eval.student_max_steps`` if
+    set), and DDIM (plus the optional stochastic sampler) on the distillation teacher at the same N,
+    for N <= ``distill.eval.baseline_max_steps``."""
     if not is_2d(cfg):
         return []
     d = cfg["distill"]
     steps = student_steps(cfg)
-    ids = [f"{student(n)}/pd-s{n}" for n in steps]
+    ids = [f"{student(n)}/pd-s{n}" for n in steps if n <= d["eval"].get("student_max_steps", n)]
     base = [n for n in [d["start_steps"], *steps] if n <= d["eval"]["baseline_max_steps"]]
     ids += [f"{PD_TEACHER}/ddim-eta0-uniform-s{n}" for n in base]
     ids += [f"{PD_TEACHER}/stoch-v{fmt_num(v)}-s{n}" for v in d["eval"]["stochastic_v"] for n in base]
