@@ -83,7 +83,19 @@ def test_distill_chain_config_checks():
     cfg = config.load("ci", root=REPO)
     assert dag.student_steps(cfg) == [8, 4]
     assert dag.round_updates_key(cfg, 4) == "distill.rounds.updates.s4"
-    assert dag.round_updates_key(cfg, 8) == "distill.rounds.updates.default"
+    assert dag.round_updates_key(cfg, 8) == "distill.rounds.updates.s8"
+    assert dag.round_updates_key(cfg, 32) == "distill.rounds.updates.default"
+    # the peak LR is per round too, and a round's job depends on its own LR key only
+    cfg["distill"]["rounds"]["lr"] = {"default": 5e-4, "s4": 2e-3}
+    assert dag.round_key(cfg, "lr", 4) == "distill.rounds.lr.s4"
+    assert dag.round_key(cfg, "lr", 8) == "distill.rounds.lr.default"
+    jobs = {j.name: j for j in dag.jobs(cfg)}
+    assert "distill.rounds.lr.s4" in jobs["distill-pd_s4"].params
+    assert "distill.rounds.lr.default" in jobs["distill-pd_s8"].params
+    assert not any(k.startswith("distill.rounds.lr.s") for k in jobs["distill-pd_s8"].params)
+    toy = config.load(root=REPO)  # students above distill.eval.student_max_steps get no bank
+    ids = dag.distill_bank_ids(toy)
+    assert "pd_s4096/pd-s4096" not in ids and "pd_s1024/pd-s1024" in ids and "pd_s1/pd-s1" in ids
     bad = config.deep_merge(cfg, {"distill": {"start_steps": 12, "final_steps": 16}})
     with pytest.raises(config.ConfigError, match="start_steps: 12 is not a power of two"):
         config.validate(bad)

@@ -133,20 +133,26 @@ def student(steps: int) -> str:
     return f"pd_s{steps}"
 
 
-def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
-    """The config key holding the updates of the round that makes the ``steps``-step student."""
+def round_key(cfg: Mapping[str, Any], field: str, steps: int) -> str:
+    """The config key holding ``distill.rounds.<field>`` (updates | lr) of the round that makes the
+    ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default``."""
     key = f"s{steps}"
-    return f"distill.rounds.updates.{key if key in cfg['distill']['rounds']['updates'] else 'default'}"
+    return f"distill.rounds.{field}.{key if key in cfg['distill']['rounds'][field] else 'default'}"
+
+
+def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
+    return round_key(cfg, "updates", steps)
 
 
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    """Every student with its own N-step DDIM sampler, and DDIM (plus the optional stochastic
-    sampler) on the distillation teacher at the same N, for N <= ``distill.eval.baseline_max_steps``."""
+    """Every student with its own N-step DDIM sampler (N <= ``distill.eval.student_max_steps`` if
+    set), and DDIM (plus the optional stochastic sampler) on the distillation teacher at the same N,
+    for N <= ``distill.eval.baseline_max_steps``."""
     if not is_2d(cfg):
         return []
     d = cfg["distill"]
     steps = student_steps(cfg)
-    ids = [f"{student(n)}/pd-s{n}" for n in steps]
+    ids = [f"{student(n)}/pd-s{n}" for n in steps if n <= d["eval"].get("student_max_steps", n)]
     base = [n for n in [d["start_steps"], *steps] if n <= d["eval"]["baseline_max_steps"]]
     ids += [f"{PD_TEACHER}/ddim-eta0-uniform-s{n}" for n in base]
     ids += [f"{PD_TEACHER}/stoch-v{fmt_num(v)}-s{n}" for v in d["eval"]["stochastic_v"] for n in base]
@@ -290,8 +296,8 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
              paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=prev), "--steps", str(n),
              "--data", data, "--out", outs[0]),
             (files(prev)[0], files(prev)[1], data, *CODE["distill"]), outs,
-            ("seed", "distill.teacher.weighting", round_updates_key(cfg, n), "distill.rounds.batch_size",
-             "distill.rounds.lr", "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
+            ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n), "distill.rounds.batch_size",
+             round_key(cfg, "lr", n), "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
              "distill.rounds.log_every")))
         prev = student(n)
     return out

@@ -1,6 +1,7 @@
 # Progressive distillation rounds (Salimans & Ho 2022, Algorithm 2): one job per round, each round's
 # model the next round's input (dag.distill_train_jobs). One thread each, so a round trains while the
-# previous round's banks are sampled and evaluated on the other core.
+# previous round's banks are sampled and evaluated on the other core. The chain is the critical path
+# of the distillation part, so a ready round starts before any waiting sample/evaluate job.
 ruleorder: distill > train
 
 
@@ -17,6 +18,7 @@ rule distill:
     wildcard_constraints:
         model=r"pd_s[0-9]+",
     threads: 1
+    priority: 10
     resources:
         **rule_resources("distill"),
     log:

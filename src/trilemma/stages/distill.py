@@ -28,7 +28,7 @@ def add_arguments(p):
 
 def round_loop_config(cfg: dict, steps: int) -> LoopConfig:
     r = cfg["distill"]["rounds"]
-    updates = config.section(cfg, dag.round_updates_key(cfg, steps))
+    updates = config.section(cfg, dag.round_key(cfg, "updates", steps))
     return LoopConfig(samples=updates * r["batch_size"], batch_size=r["batch_size"], warmup_samples=0,
                       lr_schedule="linear", min_lr_ratio=0.0, ema_decay=0.0, grad_clip=r["grad_clip"],
                       checkpoint_every=r["checkpoint_every"], log_every=r["log_every"])
@@ -43,12 +43,14 @@ def run(args):
     net = copy.deepcopy(teacher.net).requires_grad_(True).train()
     student = Denoiser(net, teacher.schedule, teacher.parameterization)
     weighting = cfg["distill"]["teacher"]["weighting"]
-    task = DistillTask(student, teacher, tensors["train"], cfg["distill"]["rounds"], args.steps, weighting)
+    lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps))
+    task = DistillTask(student, teacher, tensors["train"], {**cfg["distill"]["rounds"], "lr": lr}, args.steps,
+                       weighting)
     loop_cfg = round_loop_config(cfg, args.steps)
     teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
     name = dag.student(args.steps)
     fingerprint = hashlib.sha256(json.dumps(
-        {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "weighting": weighting,
+        {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
          "teacher": teacher_hash, "data": meta}, sort_keys=True).encode()).hexdigest()
     resume = paths.resume_dir(cfg["profile"], name)
     final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
@@ -57,5 +59,5 @@ def run(args):
     model_json = {**{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
                   "name": name, "method": "pd", "steps": args.steps, "round": rounds.index(args.steps) + 1,
                   "teacher": info["name"], "weighting": weighting, "train": cfg["distill"]["rounds"],
-                  "updates": loop_cfg.total_steps, "seed": cfg["seed"], "weights": "raw (no EMA)"}
+                  "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)"}
     publish(args.out, final["net"], model_json, resume)
