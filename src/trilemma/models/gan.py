@@ -14,6 +14,10 @@ same size.
 - Activations: ReLU in the generators (a piecewise-constant-capable map that can squeeze latent
   regions onto tight modes), LeakyReLU(0.2) in the discriminators, as in the official DDGAN D.
 - GAN / WGAN-GP baselines: the same network without time, G(z) and D(x).
+- Every discriminator may see its input through a Fourier encoding (config ``ddgan.model.d_fourier``
+  octaves; not in the paper or the official code, whose D are conv nets on images): a plain FC D on
+  2-D points learns the 0.05-wide modes too slowly for a short run (spectral bias, Tancik et al. 2020)
+  and so never pushes G to sharpen them.  The generators keep the plain input.
 """
 from __future__ import annotations
 
