@@ -8,7 +8,8 @@ import torch
 
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule, vp_sde_betas
-from trilemma.models.gan import DDGANDiscriminator, DDGANGenerator, GANDiscriminator, GANGenerator
+from trilemma.models.gan import (DDGANDiscriminator, DDGANGenerator, FCNet, GANDiscriminator, GANGenerator,
+                                 fourier_features)
 from trilemma.sampling.common import CountNFE
 from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs, sample_ddgan
 from trilemma.training.loop import LoopConfig, Phase, train
@@ -109,12 +110,49 @@ TRAIN = dict(batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=[0.5, 0.9], r1_gamma=0.0
 def make_task(kind):
     torch.manual_seed(0)
     if kind == "ddgan":
-        return DDGANTask(DDGANGenerator(2, 2, 16, 2, 8), DDGANDiscriminator(2, 16, 2, 8), ddgan_schedule(),
+        return DDGANTask(DDGANGenerator(2, 2, 16, 2, 8), DDGANDiscriminator(2, 16, 2, 8, fourier=2), ddgan_schedule(),
                          tiny_data(), TRAIN)
     G, D = GANGenerator(2, 2, 16, 2), GANDiscriminator(2, 16, 2)
     if kind == "gan":
         return GANTask(G, D, tiny_data(), TRAIN)
     return WGANGPTask(G, D, tiny_data(), TRAIN, {"gp_weight": 0.1, "n_critic": 3, "lr": 1e-3, "betas": [0.5, 0.9]})
+
+
+def test_fourier_features_are_nerf_octaves():
+    x = torch.tensor([[0.5, -1.0]])
+    f = fourier_features(x, 2)
+    a = torch.tensor([[0.5, 1.0, -1.0, -2.0]])            # x_0 * (1, 2), x_1 * (1, 2)
+    assert torch.allclose(f, torch.cat([x, a.sin(), a.cos()], 1))
+    assert fourier_features(x, 0) is x
+    assert DDGANDiscriminator(2, 16, 2, 8, fourier=3).net.hidden[0].in_features == 4 * 7
+
+
+def test_fourier_input_lets_a_small_discriminator_see_the_mode_width():
+    """The reason for ``d_fourier`` (spectral bias, Tancik et al. 2020): on the 25-Gaussians grid, telling
+    the data (std 0.05) from the same modes blurred to std 0.15 takes the plain MLP discriminator far
+    longer than a short toy run; with the input's Fourier features it is learnt within 200 steps."""
+    g = torch.Generator().manual_seed(0)
+    means = torch.stack(torch.meshgrid(torch.arange(-2, 3.), torch.arange(-2, 3.), indexing="ij"), -1).reshape(-1, 2)
+
+    def draw(n, std):
+        return means[torch.randint(0, 25, (n,), generator=g)] + std * torch.randn(n, 2, generator=g)
+
+    def final_loss(fourier):
+        torch.manual_seed(0)
+        D = FCNet(2, 1, 32, 3, fourier=fourier)
+        opt = torch.optim.Adam(D.parameters(), lr=3e-3, betas=(0.5, 0.9))
+        losses = []
+        for _ in range(200):
+            loss = (torch.nn.functional.softplus(-D(draw(128, 0.05))).mean()
+                    + torch.nn.functional.softplus(D(draw(128, 0.15))).mean())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        return sum(losses[-50:]) / 50
+
+    plain, fourier = final_loss(0), final_loss(3)
+    assert plain > 1.35 and fourier < 1.1      # chance is 2 ln 2 = 1.386
 
 
 def loop_cfg(steps=20, every=10):

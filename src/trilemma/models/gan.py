@@ -14,6 +14,10 @@ same size.
 - Activations: ReLU in the generators (a piecewise-constant-capable map that can squeeze latent
   regions onto tight modes), LeakyReLU(0.2) in the discriminators, as in the official DDGAN D.
 - GAN / WGAN-GP baselines: the same network without time, G(z) and D(x).
+- Every discriminator may see its input through a Fourier encoding (config ``ddgan.model.d_fourier``
+  octaves; not in the paper or the official code, whose D are conv nets on images): a plain FC D on
+  2-D points learns the 0.05-wide modes too slowly for a short run (spectral bias, Tancik et al. 2020)
+  and so never pushes G to sharpen them.  The generators keep the plain input.
 """
 from __future__ import annotations
 
@@ -23,13 +27,25 @@ from torch import nn
 from trilemma.models.embedding import sinusoidal_embedding
 
 
+def fourier_features(x: torch.Tensor, octaves: int) -> torch.Tensor:
+    """[x, sin(2^k x), cos(2^k x)] for k < ``octaves`` (NeRF's positional encoding, Mildenhall et al.
+    2020, with base frequency 1 rad per unit, so the periods 2 pi, pi, pi / 2, ... are not tuned to
+    any grid spacing)."""
+    if not octaves:
+        return x
+    a = (x[..., None] * (2.0 ** torch.arange(octaves, device=x.device, dtype=x.dtype))).flatten(1)
+    return torch.cat([x, a.sin(), a.cos()], dim=1)
+
+
 class FCNet(nn.Module):
-    """``layers`` fully connected layers of width ``hidden`` with LeakyReLU(0.2); optional time input."""
+    """``layers`` fully connected layers of width ``hidden`` with LeakyReLU(0.2); optional time input;
+    optional Fourier encoding of the input (``fourier`` octaves, see :func:`fourier_features`)."""
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int, layers: int, emb_dim: int = 0,
-                 act: str = "leaky_relu"):
+                 act: str = "leaky_relu", fourier: int = 0):
         super().__init__()
-        dims = [in_dim] + [hidden] * (layers - 1)
+        self.fourier = fourier
+        dims = [in_dim * (1 + 2 * fourier)] + [hidden] * (layers - 1)
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.out = nn.Linear(dims[-1], out_dim)
         self.emb_dim = emb_dim
@@ -40,6 +56,7 @@ class FCNet(nn.Module):
 
     def forward(self, h: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.temb(sinusoidal_embedding(t, self.emb_dim)) if self.emb_dim else None
+        h = fourier_features(h, self.fourier)
         for i, layer in enumerate(self.hidden):
             h = layer(h)
             if emb is not None:
@@ -63,9 +80,9 @@ class DDGANGenerator(nn.Module):
 class DDGANDiscriminator(nn.Module):
     """D(x_{t-1}, x_t, t) -> logit, time-conditioned."""
 
-    def __init__(self, data_dim: int, hidden: int, layers: int, emb_dim: int):
+    def __init__(self, data_dim: int, hidden: int, layers: int, emb_dim: int, fourier: int = 0):
         super().__init__()
-        self.net = FCNet(2 * data_dim, 1, hidden, layers, emb_dim)
+        self.net = FCNet(2 * data_dim, 1, hidden, layers, emb_dim, fourier=fourier)
 
     def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([x_prev, x_t], dim=1), t).squeeze(1)
@@ -86,9 +103,9 @@ class GANGenerator(nn.Module):
 class GANDiscriminator(nn.Module):
     """D(x) -> logit (GAN) or critic value (WGAN-GP)."""
 
-    def __init__(self, data_dim: int, hidden: int, layers: int):
+    def __init__(self, data_dim: int, hidden: int, layers: int, fourier: int = 0):
         super().__init__()
-        self.net = FCNet(data_dim, 1, hidden, layers)
+        self.net = FCNet(data_dim, 1, hidden, layers, fourier=fourier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)

@@ -31,11 +31,11 @@ def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_di
     m, train_cfg = section["model"], section["train"]
     if method == "ddgan":
         G = DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"])
-        D = DDGANDiscriminator(data_dim, m["hidden"], m["layers"], m["emb_dim"])
+        D = DDGANDiscriminator(data_dim, m["hidden"], m["layers"], m["emb_dim"], m["d_fourier"])
         schedule = DiscreteSchedule.from_config(ddgan_schedule(section, steps))
         return DDGANTask(G, D, schedule, x0, train_cfg), {"kind": "ddgan_generator", **m}
     G = GANGenerator(data_dim, m["nz"], m["hidden"], m["layers"])
-    D = GANDiscriminator(data_dim, m["hidden"], m["layers"])
+    D = GANDiscriminator(data_dim, m["hidden"], m["layers"], m["d_fourier"])
     task = (GANTask(G, D, x0, train_cfg) if method == "gan"
             else WGANGPTask(G, D, x0, train_cfg, section["baselines"]["wgan_gp"]))
     return task, {"kind": "gan_generator", **{k: m[k] for k in ("nz", "hidden", "layers")}}
