@@ -45,11 +45,18 @@ CODE = {
         PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
     "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
-        PKG + "training/tasks/distill.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
+        PKG + "training/tasks/distill.py", PKG + "training/tasks/guided.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
         PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
     "sampler:pd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "sampler:stoch": [PKG + "sampling/ddpm.py", PKG + "diffusion/continuous.py"],
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
+    # guidance (methods.md §6-7): the CFG teacher is the PD teacher's task with labels
+    "train_classifier": [PKG + "training/tasks/guided.py"],
+    "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py"],
+    "sampler:cfg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
+    "sampler:cg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
+    "sampler:gpd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
+    "sampler:gstoch": [PKG + "sampling/guided_stochastic.py", PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
+    "report": [PKG + "reporting/tables.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py"],
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
@@ -70,6 +77,9 @@ CODE_IMAGES = {
 
 TEACHER = "teacher_ddpm"
 PD_TEACHER = "teacher_pd"
+CFG_TEACHER = "teacher_cfg"
+CLASSIFIER = "classifier_cg"
+GUIDED_STUDENT = "guided_w"   # stage one: the w-conditioned student
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,8 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
+    return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
+            + guided_bank_ids(cfg))
 
 
 def is_2d(cfg: Mapping[str, Any]) -> bool:
@@ -119,9 +130,13 @@ def is_2d(cfg: Mapping[str, Any]) -> bool:
 
 
 # ----------------------------------------------------------------------------- progressive distillation
-def student_steps(cfg: Mapping[str, Any]) -> list[int]:
-    """The students of the chain, start/2 ... final (one round each)."""
-    d = cfg["distill"]
+CHAIN_PREFIX = {"distill": "pd", "guidance": "guided"}
+
+
+def student_steps(cfg: Mapping[str, Any], chain: str = "distill") -> list[int]:
+    """The students of the chain (``distill``: progressive distillation; ``guidance``: stage two of
+    guided distillation), start/2 ... final (one round each)."""
+    d = cfg[chain]
     out, n = [], d["start_steps"] // 2
     while n >= d["final_steps"]:
         out.append(n)
@@ -129,14 +144,14 @@ def student_steps(cfg: Mapping[str, Any]) -> list[int]:
     return out
 
 
-def student(steps: int) -> str:
-    return f"pd_s{steps}"
+def student(steps: int, chain: str = "distill") -> str:
+    return f"{CHAIN_PREFIX[chain]}_s{steps}"
 
 
-def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
+def round_updates_key(cfg: Mapping[str, Any], steps: int, chain: str = "distill") -> str:
     """The config key holding the updates of the round that makes the ``steps``-step student."""
     key = f"s{steps}"
-    return f"distill.rounds.updates.{key if key in cfg['distill']['rounds']['updates'] else 'default'}"
+    return f"{chain}.rounds.updates.{key if key in cfg[chain]['rounds']['updates'] else 'default'}"
 
 
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
@@ -168,6 +183,7 @@ SAMPLER_PARAMS = {
     "pd": [],
     "stoch": [],
     "ddgan": [], "gan": [], "wgan_gp": [],
+    "cfg": [], "cg": [], "gpd": [], "gstoch": [],
 }
 
 
@@ -224,7 +240,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
     if is_2d(cfg):
-        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data)
+        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guided_train_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
@@ -258,11 +274,16 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     bank = paths.fmt(paths.BANK, profile=p, model=model_name, spec=spec)
     fam = sampler_family(spec)
     count = "distill.eval.num_samples" if is_distill_bank(f"{model_name}/{spec}") else "sampling.num_samples"
+    sample_argv, sample_deps, eval_argv, eval_deps = (), (), tuple(eval_argv), tuple(eval_deps)
+    if fam in GUIDED_FAMILIES:
+        count = "guidance.eval.num_samples"
+        sample_argv, sample_deps, ref_argv, ref_deps = guided_extras(cfg, spec)
+        eval_argv, eval_deps = eval_argv + ref_argv, eval_deps + ref_deps
     sample = Job(
         "sample", f"sample-{model_name}-{spec}",
         ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
-         "--spec", spec, "--out", bank),
-        (model, model_cfg, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
+         "--spec", spec, "--out", bank, *sample_argv),
+        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
     metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model_name, spec=spec)
     evaluate = Job(
@@ -272,42 +293,135 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     return [sample, evaluate]
 
 
+def model_files(cfg: Mapping[str, Any], name: str) -> tuple[str, str, str]:
+    """(weights, model.json, training log) of a model."""
+    return tuple(paths.fmt(pat, profile=cfg["profile"], model=name)
+                 for pat in (paths.MODEL, paths.MODEL_CONFIG, paths.TRAIN_LOG))
+
+
+def model_dir(cfg: Mapping[str, Any], name: str) -> str:
+    return paths.fmt(paths.ROOT + "/models/{model}", profile=cfg["profile"], model=name)
+
+
 def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
     p = cfg["profile"]
-    files = lambda name: tuple(paths.fmt(pat, profile=p, model=name)  # noqa: E731
-                               for pat in (paths.MODEL, paths.MODEL_CONFIG, paths.TRAIN_LOG))
     out = [Job("train", f"train-{PD_TEACHER}",
                ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
-                "--out", files(PD_TEACHER)[0]),
-               (data, *CODE["train_pd"]), files(PD_TEACHER), ("seed", "distill.teacher"))]
-    prev = PD_TEACHER
-    for n in student_steps(cfg):
-        outs = files(student(n))
+                "--out", model_files(cfg, PD_TEACHER)[0]),
+               (data, *CODE["train_pd"]), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
+    return out + round_jobs(cfg, data, "distill", PD_TEACHER)
+
+
+def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:
+    """One ``distill`` job per round of a chain (``distill`` or ``guidance``, stage two)."""
+    p, out, prev = cfg["profile"], [], first_teacher
+    for n in student_steps(cfg, chain):
+        name = student(n, chain)
+        outs = model_files(cfg, name)
         out.append(Job(
-            "distill", f"distill-{student(n)}",
-            ("trilemma", "distill", "--profile", p, "--teacher-dir",
-             paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=prev), "--steps", str(n),
-             "--data", data, "--out", outs[0]),
-            (files(prev)[0], files(prev)[1], data, *CODE["distill"]), outs,
-            ("seed", "distill.teacher.weighting", round_updates_key(cfg, n), "distill.rounds.batch_size",
-             "distill.rounds.lr", "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
-             "distill.rounds.log_every")))
-        prev = student(n)
+            "distill", f"distill-{name}",
+            ("trilemma", "distill", "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
+             "--steps", str(n), "--data", data, "--out", outs[0]),
+            (*model_files(cfg, prev)[:2], data, *CODE["distill"]), outs,
+            ("seed", "distill.teacher.weighting", round_updates_key(cfg, n, chain), f"{chain}.rounds.batch_size",
+             f"{chain}.rounds.lr", f"{chain}.rounds.grad_clip", f"{chain}.rounds.checkpoint_every",
+             f"{chain}.rounds.log_every")))
+        prev = name
     return out
 
 
-TABLES = ("ddim", "fast_sampling", "distillation", "ddgan")
-FIGURES = ("fid_vs_time", "samples", "fid_vs_steps")
+# ----------------------------------------------------------------------------- guidance (methods.md §6-7)
+GUIDED_FAMILIES = ("cfg", "cg", "gpd", "gstoch")
+
+
+def guidance_on(cfg: Mapping[str, Any]) -> bool:
+    """Guidance runs on the 2-D profiles where ``guidance.enabled`` (labels = gauss25 grid rows)."""
+    return is_2d(cfg) and cfg["guidance"]["enabled"]
+
+
+def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
+    """The CFG teacher, the guidance classifier, stage one (the w-conditioned student) and the
+    stage-two rounds."""
+    if not guidance_on(cfg):
+        return []
+    p = cfg["profile"]
+    recipe = ("distill.teacher.schedule", "distill.teacher.parameterization", "distill.teacher.weighting")
+    out = [Job("train", f"train-{CFG_TEACHER}",
+               ("trilemma", "train", "--profile", p, "--model", CFG_TEACHER, "--data", data,
+                "--out", model_files(cfg, CFG_TEACHER)[0]),
+               (data, *CODE["train_pd"]), model_files(cfg, CFG_TEACHER),
+               ("seed", *recipe, "guidance.p_uncond", "guidance.teacher")),
+           Job("train", f"train-{CLASSIFIER}",
+               ("trilemma", "train", "--profile", p, "--model", CLASSIFIER, "--data", data,
+                "--out", model_files(cfg, CLASSIFIER)[0]),
+               (data, *CODE["train_pd"], *CODE["train_classifier"]), model_files(cfg, CLASSIFIER),
+               ("seed", "distill.teacher.schedule", "guidance.classifier")),
+           Job("guided_stage1", f"guided_stage1-{GUIDED_STUDENT}",
+               ("trilemma", "guided-stage1", "--profile", p, "--teacher-dir", model_dir(cfg, CFG_TEACHER),
+                "--data", data, "--out", model_files(cfg, GUIDED_STUDENT)[0]),
+               (*model_files(cfg, CFG_TEACHER)[:2], data, *CODE["train_pd"], *CODE["guided_stage1"]),
+               model_files(cfg, GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))]
+    return out + round_jobs(cfg, data, "guidance", GUIDED_STUDENT)
+
+
+def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """CFG teacher at the reference steps for every w and at the grid steps for the grid w; the
+    headline student (deterministic) for every w and every student of the grid; the stochastic
+    sampler with N NFE on the N/2-step student; classifier guidance at each scale."""
+    if not guidance_on(cfg):
+        return []
+    g = cfg["guidance"]
+    e, head = g["eval"], g["headline_steps"]
+    ids = [f"{CFG_TEACHER}/cfg-w{fmt_num(w)}-s{e['reference_steps']}" for w in e["w"]]
+    ids += [f"{student(head, 'guidance')}/gpd-w{fmt_num(w)}-s{head}" for w in e["w"]]
+    for w in e["grid_w"]:
+        ids += [f"{CFG_TEACHER}/cfg-w{fmt_num(w)}-s{n}" for n in e["grid_steps"]]
+        ids += [f"{student(n, 'guidance')}/gpd-w{fmt_num(w)}-s{n}" for n in e["grid_steps"]]
+        ids += [f"{student(n // 2, 'guidance')}/gstoch-w{fmt_num(w)}-s{n}" for n in e["stochastic_steps"]]
+    ids += [f"{CFG_TEACHER}/cg-w{fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
+    return list(dict.fromkeys(ids))
+
+
+def is_guided_bank(bank: str) -> bool:
+    return sampler_family(bank.split("/")[1]) in GUIDED_FAMILIES
+
+
+def spec_w(spec: str) -> float:
+    return float(spec.split("-")[1][1:])
+
+
+def guided_extras(cfg: Mapping[str, Any], spec: str):
+    """(sample argv, sample deps, evaluate argv, evaluate deps) of a guidance bank: the classifier
+    for classifier guidance; the CFG teacher's reference bank at the same w (fd_to_teacher)."""
+    p, e = cfg["profile"], cfg["guidance"]["eval"]
+    sample_argv, sample_deps = (), ()
+    if sampler_family(spec) == "cg":
+        sample_argv = ("--classifier-dir", model_dir(cfg, CLASSIFIER))
+        sample_deps = model_files(cfg, CLASSIFIER)[:2]
+    w = spec_w(spec)
+    ref_spec = f"cfg-w{fmt_num(w)}-s{e['reference_steps']}"
+    if w not in e["w"] or spec == ref_spec:
+        return sample_argv, sample_deps, (), ()
+    ref = paths.fmt(paths.BANK, profile=p, model=CFG_TEACHER, spec=ref_spec)
+    return sample_argv, sample_deps, ("--reference-bank", ref), (ref,)
+
+
+TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
+FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "guidance_tradeoff")
 
 
 def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """The tables a profile's report writes (distillation and DDGAN run on 2-D profiles only)."""
-    return TABLES if is_2d(cfg) else ("ddim", "fast_sampling")
+    if not is_2d(cfg):
+        return ("ddim", "fast_sampling")
+    return TABLES if guidance_on(cfg) else tuple(t for t in TABLES if t != "guidance")
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return FIGURES if is_2d(cfg) else ("fid_vs_time", "samples")
+    if not is_2d(cfg):
+        return ("fid_vs_time", "samples")
+    return FIGURES if guidance_on(cfg) else tuple(f for f in FIGURES if f != "guidance_tradeoff")
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
