@@ -240,7 +240,7 @@ def test_spec_ids_parse():
 def test_guidance_jobs_and_code_at_the_right_grain():
     cfg = config.load(root=REPO)
     jobs = {j.name: j for j in dag.jobs(cfg)}
-    ids = dag.guided_bank_ids(cfg)
+    ids = dag.guidance.guided_bank_ids(cfg)
     assert "teacher_cfg/cfg-w0.3-s256" in ids and "guided_s4/gpd-w4-s4" in ids and "guided_s2/gstoch-w1-s4" in ids
     assert dag.student_steps(cfg, "guidance") == [32, 16, 8, 4, 2, 1]
     stage1 = jobs["guided_stage1-guided_w"]
@@ -258,7 +258,7 @@ def test_guidance_jobs_and_code_at_the_right_grain():
     assert "results/toy/tables/guidance.md" in jobs["report"].committed
     off = copy.deepcopy(cfg)
     off["guidance"]["enabled"] = False
-    assert not dag.guided_bank_ids(off) and "guidance" not in dag.report_tables(off)
+    assert not dag.guidance.guided_bank_ids(off) and "guidance" not in dag.report_tables(off)
 
 
 def test_guidance_config_checks():

@@ -4,7 +4,8 @@
 are two front-ends over this table, so both tools run the same ``trilemma <verb>`` commands with the
 same arguments on the same paths.  Code is a declared input at the grain of the module that computes
 an artifact: editing a sampler re-runs the banks that use it, editing the model re-trains it,
-editing the plotting code re-runs only the report.
+editing the plotting code re-runs only the report.  The guidance branch lives in
+:mod:`trilemma.dag_guidance` (``dag.guidance``), part of the same table.
 """
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
-            + guided_bank_ids(cfg))
+            + guidance.guided_bank_ids(cfg))
 
 
 def is_2d(cfg: Mapping[str, Any]) -> bool:
@@ -240,7 +241,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
     if is_2d(cfg):
-        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guided_train_jobs(cfg, data)
+        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guidance.guided_train_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
@@ -275,9 +276,9 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     fam = sampler_family(spec)
     count = "distill.eval.num_samples" if is_distill_bank(f"{model_name}/{spec}") else "sampling.num_samples"
     sample_argv, sample_deps, eval_argv, eval_deps = (), (), tuple(eval_argv), tuple(eval_deps)
-    if fam in GUIDED_FAMILIES:
+    if fam in guidance.GUIDED_FAMILIES:
         count = "guidance.eval.num_samples"
-        sample_argv, sample_deps, ref_argv, ref_deps = guided_extras(cfg, spec)
+        sample_argv, sample_deps, ref_argv, ref_deps = guidance.guided_extras(cfg, spec)
         eval_argv, eval_deps = eval_argv + ref_argv, eval_deps + ref_deps
     sample = Job(
         "sample", f"sample-{model_name}-{spec}",
@@ -331,82 +332,6 @@ def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str
     return out
 
 
-# ----------------------------------------------------------------------------- guidance (methods.md §6-7)
-GUIDED_FAMILIES = ("cfg", "cg", "gpd", "gstoch")
-
-
-def guidance_on(cfg: Mapping[str, Any]) -> bool:
-    """Guidance runs on the 2-D profiles where ``guidance.enabled`` (labels = gauss25 grid rows)."""
-    return is_2d(cfg) and cfg["guidance"]["enabled"]
-
-
-def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
-    """The CFG teacher, the guidance classifier, stage one (the w-conditioned student) and the
-    stage-two rounds."""
-    if not guidance_on(cfg):
-        return []
-    p = cfg["profile"]
-    recipe = ("distill.teacher.schedule", "distill.teacher.parameterization", "distill.teacher.weighting")
-    out = [Job("train", f"train-{CFG_TEACHER}",
-               ("trilemma", "train", "--profile", p, "--model", CFG_TEACHER, "--data", data,
-                "--out", model_files(cfg, CFG_TEACHER)[0]),
-               (data, *CODE["train_pd"]), model_files(cfg, CFG_TEACHER),
-               ("seed", *recipe, "guidance.p_uncond", "guidance.teacher")),
-           Job("train", f"train-{CLASSIFIER}",
-               ("trilemma", "train", "--profile", p, "--model", CLASSIFIER, "--data", data,
-                "--out", model_files(cfg, CLASSIFIER)[0]),
-               (data, *CODE["train_pd"], *CODE["train_classifier"]), model_files(cfg, CLASSIFIER),
-               ("seed", "distill.teacher.schedule", "guidance.classifier")),
-           Job("guided_stage1", f"guided_stage1-{GUIDED_STUDENT}",
-               ("trilemma", "guided-stage1", "--profile", p, "--teacher-dir", model_dir(cfg, CFG_TEACHER),
-                "--data", data, "--out", model_files(cfg, GUIDED_STUDENT)[0]),
-               (*model_files(cfg, CFG_TEACHER)[:2], data, *CODE["train_pd"], *CODE["guided_stage1"]),
-               model_files(cfg, GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))]
-    return out + round_jobs(cfg, data, "guidance", GUIDED_STUDENT)
-
-
-def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    """CFG teacher at the reference steps for every w and at the grid steps for the grid w; the
-    headline student (deterministic) for every w and every student of the grid; the stochastic
-    sampler with N NFE on the N/2-step student; classifier guidance at each scale."""
-    if not guidance_on(cfg):
-        return []
-    g = cfg["guidance"]
-    e, head = g["eval"], g["headline_steps"]
-    ids = [f"{CFG_TEACHER}/cfg-w{fmt_num(w)}-s{e['reference_steps']}" for w in e["w"]]
-    ids += [f"{student(head, 'guidance')}/gpd-w{fmt_num(w)}-s{head}" for w in e["w"]]
-    for w in e["grid_w"]:
-        ids += [f"{CFG_TEACHER}/cfg-w{fmt_num(w)}-s{n}" for n in e["grid_steps"]]
-        ids += [f"{student(n, 'guidance')}/gpd-w{fmt_num(w)}-s{n}" for n in e["grid_steps"]]
-        ids += [f"{student(n // 2, 'guidance')}/gstoch-w{fmt_num(w)}-s{n}" for n in e["stochastic_steps"]]
-    ids += [f"{CFG_TEACHER}/cg-w{fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
-    return list(dict.fromkeys(ids))
-
-
-def is_guided_bank(bank: str) -> bool:
-    return sampler_family(bank.split("/")[1]) in GUIDED_FAMILIES
-
-
-def spec_w(spec: str) -> float:
-    return float(spec.split("-")[1][1:])
-
-
-def guided_extras(cfg: Mapping[str, Any], spec: str):
-    """(sample argv, sample deps, evaluate argv, evaluate deps) of a guidance bank: the classifier
-    for classifier guidance; the CFG teacher's reference bank at the same w (fd_to_teacher)."""
-    p, e = cfg["profile"], cfg["guidance"]["eval"]
-    sample_argv, sample_deps = (), ()
-    if sampler_family(spec) == "cg":
-        sample_argv = ("--classifier-dir", model_dir(cfg, CLASSIFIER))
-        sample_deps = model_files(cfg, CLASSIFIER)[:2]
-    w = spec_w(spec)
-    ref_spec = f"cfg-w{fmt_num(w)}-s{e['reference_steps']}"
-    if w not in e["w"] or spec == ref_spec:
-        return sample_argv, sample_deps, (), ()
-    ref = paths.fmt(paths.BANK, profile=p, model=CFG_TEACHER, spec=ref_spec)
-    return sample_argv, sample_deps, ("--reference-bank", ref), (ref,)
-
-
 TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
 FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "guidance_tradeoff")
 
@@ -415,13 +340,13 @@ def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """The tables a profile's report writes (distillation and DDGAN run on 2-D profiles only)."""
     if not is_2d(cfg):
         return ("ddim", "fast_sampling")
-    return TABLES if guidance_on(cfg) else tuple(t for t in TABLES if t != "guidance")
+    return TABLES if guidance.guidance_on(cfg) else tuple(t for t in TABLES if t != "guidance")
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     if not is_2d(cfg):
         return ("fid_vs_time", "samples")
-    return FIGURES if guidance_on(cfg) else tuple(f for f in FIGURES if f != "guidance_tradeoff")
+    return FIGURES if guidance.guidance_on(cfg) else tuple(f for f in FIGURES if f != "guidance_tradeoff")
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
@@ -488,3 +413,6 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
             (data, *CODE["train_gan"], *CODE.get(f"train_gan:{method}", [])),
             (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)), tuple(params)))
     return out
+
+
+from trilemma import dag_guidance as guidance  # noqa: E402  (it reads this module's helpers at call time)
