@@ -242,10 +242,10 @@ def test_guidance_jobs_and_code_at_the_right_grain():
     jobs = {j.name: j for j in dag.jobs(cfg)}
     ids = dag.guidance.guided_bank_ids(cfg)
     assert "teacher_cfg/cfg-w0.3-s256" in ids and "guided_s4/gpd-w4-s4" in ids and "guided_s2/gstoch-w1-s4" in ids
-    assert dag.student_steps(cfg, "guidance") == [32, 16, 8, 4, 2, 1]
+    assert dag.student_steps(cfg, "guidance") == [16, 8, 4, 2, 1]
     stage1 = jobs["guided_stage1-guided_w"]
     assert "results/toy/models/teacher_cfg/model.safetensors" in stage1.deps
-    assert jobs["distill-guided_s32"].argv[jobs["distill-guided_s32"].argv.index("--teacher-dir") + 1].endswith("guided_w")
+    assert jobs["distill-guided_s16"].argv[jobs["distill-guided_s16"].argv.index("--teacher-dir") + 1].endswith("guided_w")
     assert "guidance.rounds.updates.s1" in jobs["distill-guided_s1"].params
     ev = jobs["evaluate-guided_s4-gpd-w1-s4"]
     assert "results/toy/samples/teacher_cfg/cfg-w1-s256.safetensors" in ev.deps and "--reference-bank" in ev.argv
@@ -281,3 +281,40 @@ def test_guidance_table_checks_the_targets():
     text = "\n".join(__import__("trilemma.reporting.guidance", fromlist=["x"]).claims(df, g))
     assert "consistency yes, precision yes, recall falling yes" in text
     assert text.count("(×6.0 closer)") == 3 and "NOT met" not in text
+
+
+def test_half_grid_targets_for_the_stochastic_sampler():
+    """Stage two with ``half_grid``: the N-step student also learns from t = j/2N; at t = 1/2N the
+    target is the teacher's x^ at z_t, at t = 1/N the teacher's x^ after its half step (PD's last
+    step), elsewhere the x~ that makes one student step land on two teacher steps."""
+    from trilemma.sampling.ddim import ddim_step
+    from trilemma.training.tasks.distill import distillation_target
+
+    teacher, _ = cfg_teacher()
+    cond = {"y": torch.arange(6) % 3}
+    z, N = torch.randn(6, 2), 4
+    t = torch.tensor([1, 2, 3, 5, 7, 8], dtype=torch.float64) / (2 * N)
+    target = distillation_target(teacher, z, t, N, cond)
+    x_first, _ = teacher(z, t, cond)
+    assert torch.allclose(target[0], x_first[0], atol=1e-6)                        # t = 1/2N
+    z1, _ = ddim_step(teacher, z, t, t - 0.5 / N, cond=cond)
+    _, x_last = ddim_step(teacher, z1, t - 0.5 / N, (t - 1 / N).clamp(min=0), cond=cond)
+    assert torch.allclose(target[1], x_last[1], atol=1e-6)                          # t = 1/N
+    two, _ = ddim_step(teacher, z1, t - 0.5 / N, t - 1 / N, cond=cond)
+    (a_t, s_t), (a_2, s_2) = (tuple(c.float()[:, None] for c in SCHED.alpha_sigma(u)) for u in (t, t - 1 / N))
+    landed = a_2 * target + s_2 * (z - a_t * target) / s_t
+    assert torch.allclose(landed[2:], two[2:], atol=1e-4)                           # off-grid starts too
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, t, cond=None):
+            seen.append(t.clone())
+            return torch.zeros_like(x, requires_grad=True)
+
+    task = DistillTask(Denoiser(Spy(), SCHED, "v"), Denoiser(Spy(), SCHED, "v"), torch.zeros(4000, 2),
+                       {"batch_size": 4000, "lr": 1e-3}, N, "snr", half_grid=True)
+    gen = torch.Generator().manual_seed(0)
+    task.loss(task.sample_batch(gen), gen)
+    times = {round(float(v), 2) for v in seen[-1]}                                # the student's inputs
+    grid = torch.arange(1, 2 * N + 1, dtype=torch.float64) / (2 * N)
+    assert times == {round(float(v), 2) for v in SCHED.net_time(grid).float()}

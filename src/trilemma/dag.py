@@ -314,6 +314,9 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     return out + round_jobs(cfg, data, "distill", PD_TEACHER)
 
 
+GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "guidance.stage1.w_max", "guidance.half_grid")}
+
+
 def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:
     """One ``distill`` job per round of a chain (``distill`` or ``guidance``, stage two)."""
     p, out, prev = cfg["profile"], [], first_teacher
@@ -327,7 +330,7 @@ def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str
             (*model_files(cfg, prev)[:2], data, *CODE["distill"]), outs,
             ("seed", "distill.teacher.weighting", round_updates_key(cfg, n, chain), f"{chain}.rounds.batch_size",
              f"{chain}.rounds.lr", f"{chain}.rounds.grad_clip", f"{chain}.rounds.checkpoint_every",
-             f"{chain}.rounds.log_every")))
+             f"{chain}.rounds.log_every", *GUIDED_ROUND_PARAMS[chain])))
         prev = name
     return out
 

@@ -10,9 +10,11 @@ the step length, t_i -> t_{i-2}, then re-noise forward by one step, t_{i-2} -> t
 and the last step t_1 -> 0 is one deterministic DDIM step returning x^ (our reading; the paper's
 text stops before it).  The model is evaluated at t = 1, 1 - 1/N, ..., 2/N and once at 1/N: N NFE,
 net progress 1/N per evaluation.  Every jump has the length of a step of the N/2-step model, so
-the pipeline runs this sampler on the N/2-step student (``dag.guided_bank_ids``); half of its
-evaluation times lie off that student's grid, where the continuous-time network is used as it is
-(the paper's Algorithm 3 training for these edge cases is unconfirmed and not implemented).
+the pipeline runs this sampler on the N/2-step student (``dag_guidance.guided_bank_ids``); half of
+its evaluation times lie off that student's grid.  The paper changes stage-two training for these
+"edge cases" (Algorithm 3, unconfirmed); our reading, ``guidance.half_grid``, trains every student
+from the half-grid times as well (``training/tasks/distill.py``).  On the toy, without it the
+8-step stochastic sampler on the 4-step student reached class consistency 0.63 at w = 1, with it 0.81.
 """
 from __future__ import annotations
 

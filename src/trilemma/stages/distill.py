@@ -52,14 +52,15 @@ def run(args):
     guided = {}
     if chain == "guidance":
         s1 = cfg["guidance"]["stage1"]
-        guided = {"labels": tensors["train_labels"], "w_range": (s1["w_min"], s1["w_max"])}
+        guided = {"labels": tensors["train_labels"], "w_range": (s1["w_min"], s1["w_max"]),
+                  "half_grid": cfg["guidance"]["half_grid"]}
     task = DistillTask(student, teacher, tensors["train"], cfg[chain]["rounds"], args.steps, weighting, **guided)
     loop_cfg = round_loop_config(cfg, args.steps, chain)
     teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
     name = dag.student(args.steps, chain)
     fingerprint = hashlib.sha256(json.dumps(
         {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "weighting": weighting,
-         "teacher": teacher_hash, "data": meta, **({"w_range": guided["w_range"]} if guided else {})},
+         "teacher": teacher_hash, "data": meta, **guided_fingerprint(guided)},
         sort_keys=True).encode()).hexdigest()
     resume = paths.resume_dir(cfg["profile"], name)
     final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
@@ -67,6 +68,11 @@ def run(args):
     model_json = {**{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
                   "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
                   "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
-                  "train": cfg[chain]["rounds"], **({"w_range": guided["w_range"]} if guided else {}),
+                  "train": cfg[chain]["rounds"], **guided_fingerprint(guided),
                   "updates": loop_cfg.total_steps, "seed": cfg["seed"], "weights": "raw (no EMA)"}
     publish(args.out, final["net"], model_json, resume)
+
+
+def guided_fingerprint(guided: dict) -> dict:
+    """What a guided round adds to its fingerprint and model.json (nothing for progressive distillation)."""
+    return {k: v for k, v in guided.items() if k != "labels"}

@@ -110,8 +110,9 @@ def _guided_sampler(spec: SamplerSpec, denoiser, info: dict, classifier):
     from trilemma.diffusion.continuous import uniform_grid
     from trilemma.sampling.ddim import sample_ddim
     from trilemma.sampling.guidance import CFGDenoiser, ClassifierGuidedDenoiser
-    wanted = {"cfg": "cfg_teacher", "classifier_guidance": "cfg_teacher", "guided_pd": "guided_pd"}[spec.method]
-    if info["method"] != wanted:
+    wanted = {"cfg": ("cfg_teacher",), "classifier_guidance": ("cfg_teacher",),
+              "guided_pd": ("guided_pd", "guided_w")}[spec.method]   # guided_w: the stage-one student
+    if info["method"] not in wanted:
         raise config.ConfigError(f"sampler spec {spec.spec!r} needs a {wanted} model, not {info['name']!r}")
     null = info["model"]["num_classes"]
     if spec.method == "cfg":
