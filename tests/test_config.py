@@ -72,7 +72,10 @@ def test_cli_reports_bad_config_without_traceback(repo_copy):
 def test_bank_ids_follow_the_grid():
     ids = dag.bank_ids(config.load("ci", root=REPO))
     assert "teacher_ddpm/ddim-eta0-uniform-s10" in ids and "teacher_ddpm/pf_ode-heun-s10" in ids
-    assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 3
+    assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 3 + 4
+    # guidance: the CFG teacher's reference, the 2-step student, its 4-step stochastic sampler on the
+    # 2-step student, classifier guidance
+    assert {"teacher_cfg/cfg-w2-s4", "guided_s2/gpd-w2-s2", "guided_s2/gstoch-w2-s4", "teacher_cfg/cg-w2-s4"} <= set(ids)
     assert "ddgan_t2_seed0/ddgan-s2" in ids and "gan_seed0/gan" in ids and "wgan_gp_seed0/wgan_gp" in ids
     # the chain 16 -> 8 -> 4: both students, DDIM and the stochastic sampler on the teacher at N <= 4
     assert {"pd_s8/pd-s8", "pd_s4/pd-s4", "teacher_pd/ddim-eta0-uniform-s4", "teacher_pd/stoch-v0.3-s4"} <= set(ids)

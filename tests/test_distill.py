@@ -120,7 +120,7 @@ def test_one_round_makes_one_student_step_match_two_teacher_steps(tmp_path):
     assert gap_after < 0.05                                    # and close in absolute terms (data scale 0.3)
     # the target inverts one student DDIM step exactly: a student predicting x~ lands on z_t''
     with torch.no_grad():
-        x_tilde = distillation_target(teacher, z, i, steps)
+        x_tilde = distillation_target(teacher, z, i.double() / steps, steps)
         t, t2 = i.double() / steps, (i.double() - 1) / steps
         (a_t, s_t), (a_2, s_2) = (tuple(c.float()[:, None] for c in teacher.schedule.alpha_sigma(u)) for u in (t, t2))
         landed = a_2 * x_tilde + s_2 * (z - a_t * x_tilde) / s_t

@@ -95,11 +95,11 @@ def save_model(weights_path, state_dict: dict[str, torch.Tensor], model_json: di
     save_json(weights_path.with_name("model.json"), model_json)
 
 
-def load_model(model_dir):
-    """Rebuild a trained model as a :class:`~trilemma.diffusion.denoiser.Denoiser` from its directory
-    (DDGAN generators too: x0-prediction with the latent z as ``cond``; GANs as a one-shot wrapper)."""
-    from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
-    from trilemma.diffusion.schedules import schedule_from_config
+def load_network(model_dir):
+    """The network of a model directory, weights loaded, in eval mode, and its model.json.  The
+    output width is ``out_dim`` when model.json has one (the guidance classifier: one logit per
+    class), else the data dimension times the parameterization's outputs."""
+    from trilemma.diffusion.denoiser import OUTPUTS
     from trilemma.models.registry import build_model
 
     model_dir = Path(model_dir)
@@ -109,13 +109,22 @@ def load_model(model_dir):
         raise ArtifactError(f"{model_dir / 'model.safetensors'}: not a model file (kind={meta.get('kind')!r})")
     dim = info["data_dim"]  # an int for 2-D points, [C, H, W] for images
     out_dim = dim * OUTPUTS[info["parameterization"]] if isinstance(dim, int) and info["parameterization"] in OUTPUTS else None
-    net = build_model(info["model"], dim, out_dim)
+    net = build_model(info["model"], dim, info.get("out_dim", out_dim))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
         raise ArtifactError(f"{model_dir / 'model.safetensors'}: weights do not match model.json "
                             f"({str(exc).splitlines()[0]}); re-run training") from None
-    net.eval().requires_grad_(False)
+    return net.eval().requires_grad_(False), info
+
+
+def load_model(model_dir):
+    """Rebuild a trained model as a :class:`~trilemma.diffusion.denoiser.Denoiser` from its directory
+    (DDGAN generators too: x0-prediction with the latent z as ``cond``; GANs as a one-shot wrapper)."""
+    from trilemma.diffusion.denoiser import Denoiser
+    from trilemma.diffusion.schedules import schedule_from_config
+
+    net, info = load_network(model_dir)
     if info["schedule"] is None:  # a one-shot generator (the GAN baselines): no diffusion process
         from trilemma.models.gan import OneShot
         return OneShot(net), info

@@ -107,7 +107,7 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
             if bank not in banks:
                 problems.append(f"report.{key}: '{bank}' is not a sample bank of this profile; "
                                 f"known banks: {sorted(banks)}")
-    problems += _distill_problems(cfg)
+    problems += _distill_problems(cfg, "distill") + _distill_problems(cfg, "guidance") + _guidance_problems(cfg)
     if "ddgan" in cfg:
         if cfg["ddgan"]["coverage_steps"] not in cfg["ddgan"]["steps"]:
             problems.append(f"ddgan.coverage_steps = {cfg['ddgan']['coverage_steps']} must be one of "
@@ -141,18 +141,47 @@ def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
     return missing
 
 
-def _distill_problems(cfg: Mapping[str, Any]) -> list[str]:
+def _distill_problems(cfg: Mapping[str, Any], chain: str) -> list[str]:
+    """A distillation chain (``distill`` or ``guidance``, stage two): powers of two, halving."""
     from trilemma import dag
 
-    d, problems = cfg["distill"], []
+    d, problems = cfg[chain], []
     for key in ("start_steps", "final_steps"):
         if d[key] & (d[key] - 1):
-            problems.append(f"distill.{key}: {d[key]} is not a power of two (each round halves the steps)")
+            problems.append(f"{chain}.{key}: {d[key]} is not a power of two (each round halves the steps)")
     if d["final_steps"] >= d["start_steps"]:
-        problems.append(f"distill.final_steps ({d['final_steps']}) must be below start_steps ({d['start_steps']})")
-    students = dag.student_steps(cfg) if not problems else []
+        problems.append(f"{chain}.final_steps ({d['final_steps']}) must be below start_steps ({d['start_steps']})")
+    students = dag.student_steps(cfg, chain) if not problems else []
     if students and d["headline_steps"] not in students:
-        problems.append(f"distill.headline_steps: {d['headline_steps']} is not a student of the chain {students}")
+        problems.append(f"{chain}.headline_steps: {d['headline_steps']} is not a student of the chain {students}")
+    return problems
+
+
+def _guidance_problems(cfg: Mapping[str, Any]) -> list[str]:
+    """The guidance grid: students that exist, w inside the range the student was trained on."""
+    from trilemma import dag
+
+    g, problems = cfg["guidance"], []
+    students = dag.student_steps(cfg, "guidance")
+    for n in g["eval"]["grid_steps"]:
+        if n not in students:
+            problems.append(f"guidance.eval.grid_steps: {n} is not a student of the chain {students}")
+    for n in g["eval"]["stochastic_steps"]:
+        if n % 2 or n // 2 not in students:
+            problems.append(f"guidance.eval.stochastic_steps: {n} needs the {n // 2}-step student "
+                            f"(the chain has {students})")
+    lo, hi = g["stage1"]["w_min"], g["stage1"]["w_max"]
+    if not lo < hi:
+        problems.append(f"guidance.stage1: w_min ({lo}) must be below w_max ({hi})")
+    for key in ("w", "grid_w"):
+        outside = [w for w in g["eval"][key] if not lo <= w <= hi]
+        if outside:
+            problems.append(f"guidance.eval.{key}: {outside} outside [w_min, w_max] = [{lo}, {hi}]")
+    if g["eval"]["headline_w"] not in g["eval"]["w"]:
+        problems.append(f"guidance.eval.headline_w: {g['eval']['headline_w']} is not one of guidance.eval.w")
+    if not set(g["eval"]["grid_w"]) <= set(g["eval"]["w"]):
+        problems.append("guidance.eval.grid_w must be a subset of guidance.eval.w (fd_to_teacher needs "
+                        "the reference bank at every w)")
     return problems
 
 

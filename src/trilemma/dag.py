@@ -4,7 +4,8 @@
 are two front-ends over this table, so both tools run the same ``trilemma <verb>`` commands with the
 same arguments on the same paths.  Code is a declared input at the grain of the module that computes
 an artifact: editing a sampler re-runs the banks that use it, editing the model re-trains it,
-editing the plotting code re-runs only the report.
+editing the plotting code re-runs only the report.  The guidance branch lives in
+:mod:`trilemma.dag_guidance` (``dag.guidance``), part of the same table.
 """
 from __future__ import annotations
 
@@ -45,11 +46,18 @@ CODE = {
         PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
     "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
-        PKG + "training/tasks/distill.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
+        PKG + "training/tasks/distill.py", PKG + "training/tasks/guided.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
         PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
     "sampler:pd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "sampler:stoch": [PKG + "sampling/ddpm.py", PKG + "diffusion/continuous.py"],
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
+    # guidance (methods.md §6-7): the CFG teacher is the PD teacher's task with labels
+    "train_classifier": [PKG + "training/tasks/guided.py"],
+    "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py"],
+    "sampler:cfg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
+    "sampler:cg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
+    "sampler:gpd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
+    "sampler:gstoch": [PKG + "sampling/guided_stochastic.py", PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
+    "report": [PKG + "reporting/tables.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py"],
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
@@ -70,6 +78,9 @@ CODE_IMAGES = {
 
 TEACHER = "teacher_ddpm"
 PD_TEACHER = "teacher_pd"
+CFG_TEACHER = "teacher_cfg"
+CLASSIFIER = "classifier_cg"
+GUIDED_STUDENT = "guided_w"   # stage one: the w-conditioned student
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,8 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    return [f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
+    return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
+            + guidance.guided_bank_ids(cfg))
 
 
 def is_2d(cfg: Mapping[str, Any]) -> bool:
@@ -119,9 +131,13 @@ def is_2d(cfg: Mapping[str, Any]) -> bool:
 
 
 # ----------------------------------------------------------------------------- progressive distillation
-def student_steps(cfg: Mapping[str, Any]) -> list[int]:
-    """The students of the chain, start/2 ... final (one round each)."""
-    d = cfg["distill"]
+CHAIN_PREFIX = {"distill": "pd", "guidance": "guided"}
+
+
+def student_steps(cfg: Mapping[str, Any], chain: str = "distill") -> list[int]:
+    """The students of the chain (``distill``: progressive distillation; ``guidance``: stage two of
+    guided distillation), start/2 ... final (one round each)."""
+    d = cfg[chain]
     out, n = [], d["start_steps"] // 2
     while n >= d["final_steps"]:
         out.append(n)
@@ -129,19 +145,23 @@ def student_steps(cfg: Mapping[str, Any]) -> list[int]:
     return out
 
 
-def student(steps: int) -> str:
-    return f"pd_s{steps}"
+def student(steps: int, chain: str = "distill") -> str:
+    return f"{CHAIN_PREFIX[chain]}_s{steps}"
 
 
-def round_key(cfg: Mapping[str, Any], field: str, steps: int) -> str:
-    """The config key holding ``distill.rounds.<field>`` (updates | lr) of the round that makes the
-    ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default``."""
+def round_key(cfg: Mapping[str, Any], field: str, steps: int, chain: str = "distill") -> str:
+    """The config key holding ``<chain>.rounds.<field>`` (updates | lr) of the round that makes the
+    ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default`` (a plain value
+    is one key for every round)."""
+    value = cfg[chain]["rounds"][field]
+    if not isinstance(value, Mapping):
+        return f"{chain}.rounds.{field}"
     key = f"s{steps}"
-    return f"distill.rounds.{field}.{key if key in cfg['distill']['rounds'][field] else 'default'}"
+    return f"{chain}.rounds.{field}.{key if key in value else 'default'}"
 
 
-def round_updates_key(cfg: Mapping[str, Any], steps: int) -> str:
-    return round_key(cfg, "updates", steps)
+def round_updates_key(cfg: Mapping[str, Any], steps: int, chain: str = "distill") -> str:
+    return round_key(cfg, "updates", steps, chain)
 
 
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
@@ -174,6 +194,7 @@ SAMPLER_PARAMS = {
     "pd": [],
     "stoch": [],
     "ddgan": [], "gan": [], "wgan_gp": [],
+    "cfg": [], "cg": [], "gpd": [], "gstoch": [],
 }
 
 
@@ -230,7 +251,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
     if is_2d(cfg):
-        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data)
+        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guidance.guided_train_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
@@ -264,11 +285,16 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     bank = paths.fmt(paths.BANK, profile=p, model=model_name, spec=spec)
     fam = sampler_family(spec)
     count = "distill.eval.num_samples" if is_distill_bank(f"{model_name}/{spec}") else "sampling.num_samples"
+    sample_argv, sample_deps, eval_argv, eval_deps = (), (), tuple(eval_argv), tuple(eval_deps)
+    if fam in guidance.GUIDED_FAMILIES:
+        count = "guidance.eval.num_samples"
+        sample_argv, sample_deps, ref_argv, ref_deps = guidance.guided_extras(cfg, spec)
+        eval_argv, eval_deps = eval_argv + ref_argv, eval_deps + ref_deps
     sample = Job(
         "sample", f"sample-{model_name}-{spec}",
         ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
-         "--spec", spec, "--out", bank),
-        (model, model_cfg, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
+         "--spec", spec, "--out", bank, *sample_argv),
+        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
     metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model_name, spec=spec)
     evaluate = Job(
@@ -278,42 +304,62 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     return [sample, evaluate]
 
 
+def model_files(cfg: Mapping[str, Any], name: str) -> tuple[str, str, str]:
+    """(weights, model.json, training log) of a model."""
+    return tuple(paths.fmt(pat, profile=cfg["profile"], model=name)
+                 for pat in (paths.MODEL, paths.MODEL_CONFIG, paths.TRAIN_LOG))
+
+
+def model_dir(cfg: Mapping[str, Any], name: str) -> str:
+    return paths.fmt(paths.ROOT + "/models/{model}", profile=cfg["profile"], model=name)
+
+
 def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
     p = cfg["profile"]
-    files = lambda name: tuple(paths.fmt(pat, profile=p, model=name)  # noqa: E731
-                               for pat in (paths.MODEL, paths.MODEL_CONFIG, paths.TRAIN_LOG))
     out = [Job("train", f"train-{PD_TEACHER}",
                ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
-                "--out", files(PD_TEACHER)[0]),
-               (data, *CODE["train_pd"]), files(PD_TEACHER), ("seed", "distill.teacher"))]
-    prev = PD_TEACHER
-    for n in student_steps(cfg):
-        outs = files(student(n))
+                "--out", model_files(cfg, PD_TEACHER)[0]),
+               (data, *CODE["train_pd"]), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
+    return out + round_jobs(cfg, data, "distill", PD_TEACHER)
+
+
+GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "guidance.stage1.w_max", "guidance.half_grid")}
+
+
+def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:
+    """One ``distill`` job per round of a chain (``distill`` or ``guidance``, stage two)."""
+    p, out, prev = cfg["profile"], [], first_teacher
+    for n in student_steps(cfg, chain):
+        name = student(n, chain)
+        outs = model_files(cfg, name)
         out.append(Job(
-            "distill", f"distill-{student(n)}",
-            ("trilemma", "distill", "--profile", p, "--teacher-dir",
-             paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=prev), "--steps", str(n),
-             "--data", data, "--out", outs[0]),
-            (files(prev)[0], files(prev)[1], data, *CODE["distill"]), outs,
-            ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n), "distill.rounds.batch_size",
-             round_key(cfg, "lr", n), "distill.rounds.grad_clip", "distill.rounds.checkpoint_every",
-             "distill.rounds.log_every")))
-        prev = student(n)
+            "distill", f"distill-{name}",
+            ("trilemma", "distill", "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
+             "--steps", str(n), "--data", data, "--out", outs[0]),
+            (*model_files(cfg, prev)[:2], data, *CODE["distill"]), outs,
+            ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n, chain), f"{chain}.rounds.batch_size",
+             round_key(cfg, "lr", n, chain), f"{chain}.rounds.grad_clip", f"{chain}.rounds.checkpoint_every",
+             f"{chain}.rounds.log_every", *GUIDED_ROUND_PARAMS[chain])))
+        prev = name
     return out
 
 
-TABLES = ("ddim", "fast_sampling", "distillation", "ddgan")
-FIGURES = ("fid_vs_time", "samples", "fid_vs_steps")
+TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
+FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "guidance_tradeoff")
 
 
 def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
     """The tables a profile's report writes (distillation and DDGAN run on 2-D profiles only)."""
-    return TABLES if is_2d(cfg) else ("ddim", "fast_sampling")
+    if not is_2d(cfg):
+        return ("ddim", "fast_sampling")
+    return TABLES if guidance.guidance_on(cfg) else tuple(t for t in TABLES if t != "guidance")
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return FIGURES if is_2d(cfg) else ("fid_vs_time", "samples")
+    if not is_2d(cfg):
+        return ("fid_vs_time", "samples")
+    return FIGURES if guidance.guidance_on(cfg) else tuple(f for f in FIGURES if f != "guidance_tradeoff")
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
@@ -380,3 +426,6 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
             (data, *CODE["train_gan"], *CODE.get(f"train_gan:{method}", [])),
             (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)), tuple(params)))
     return out
+
+
+from trilemma import dag_guidance as guidance  # noqa: E402  (it reads this module's helpers at call time)

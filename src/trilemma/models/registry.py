@@ -7,10 +7,13 @@ from trilemma.models.mlp import ResidualMLP
 
 
 def build_model(model_cfg: dict, data_dim, out_dim: int | None = None) -> nn.Module:
-    """``out_dim`` defaults to ``data_dim`` (twice it for the (x, eps) "both" parameterization)."""
+    """``out_dim`` defaults to ``data_dim`` (twice it for the (x, eps) "both" parameterization).
+    An MLP's ``num_classes`` / ``w_emb_dim`` (label and guidance-strength conditioning) are written
+    into model.json by the stage that trains it, not set in the config."""
     kind = model_cfg["kind"]
     if kind == "mlp":
-        return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"], out_dim)
+        return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"], out_dim,
+                           num_classes=model_cfg.get("num_classes", 0), w_emb_dim=model_cfg.get("w_emb_dim", 0))
     if kind in ("ddgan_generator", "gan_generator"):
         from trilemma.models.gan import DDGANGenerator, GANGenerator
         m = model_cfg

@@ -36,6 +36,10 @@ def curve_label(row) -> str:
         return "PD student (DDIM)"
     if row["method"] == "stochastic":
         return None
+    if row["method"] == "guided_pd":  # the caller keeps one w (guidance.eval.headline_w)
+        return None if str(row["stochastic"]).lower() == "true" else f"guided PD student (DDIM, w={float(row['w']):g})"
+    if row["method"] in ("cfg", "classifier_guidance"):
+        return None  # in guidance_tradeoff
     if row["method"] in GAN_LABELS:
         return GAN_LABELS[row["method"]]
     return str(row["method"])

@@ -85,6 +85,11 @@ def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[
         "the undistilled distillation teacher (PD Fig. 4 layout).", "",
         *(["## Denoising Diffusion GAN: T ablation, GAN baselines, mode coverage", "", tables["ddgan"], ""]
           if "ddgan" in tables else []),
+        *(["## Guidance and its distillation (CFG Table 1 / Meng et al. Table 1 layouts)", "", tables["guidance"], "",
+           f"![Guidance trade-off]({figures['guidance_tradeoff']})", "",
+           "The quality/diversity trade-off across w (labels): FD to the data against class consistency, and "
+           "precision against recall (CFG paper Figure 4 layout, FID vs IS).", ""]
+          if "guidance" in tables else []),
         "## Figures", "",
         f"![FD vs sampling time]({figures['fid_vs_time']})", "",
         "FD against time per 100 samples (log axes), one line per method, point labels = NFE "

@@ -8,7 +8,8 @@ from trilemma.artifacts import load_json
 
 COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd", "precision", "recall",
            "modes", "hq", "eta", "variance", "skip", "sigma_hat", "solver", "num_modes", "num_samples",
-           "spec", "dataset", "feature_space", "device", "round"]
+           "spec", "dataset", "feature_space", "device", "round", "w", "class_consistency", "fd_to_teacher",
+           "stochastic"]
 
 
 def add_arguments(p):

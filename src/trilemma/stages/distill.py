@@ -1,7 +1,9 @@
 """One round of progressive distillation (Salimans & Ho 2022, Algorithm 2): load the N*2-step model
 from ``--teacher-dir``, initialise the N-step student as its copy, train it with the shared loop
-(no EMA, LR annealed linearly to 0, ``distill.rounds`` of the config) and publish it beside the
-other models.  Resume state lives in results/<profile>/.resume/pd_s<N>/; a killed round continues
+(no EMA, LR annealed linearly to 0, ``<chain>.rounds`` of the config) and publish it beside the
+other models.  ``--chain guidance`` runs stage two of guided distillation (Meng et al. 2023,
+Algorithm 2): the same task on the w-conditioned model, each example with its label and
+w ~ U[guidance.stage1.w_min, w_max]; the students are ``guided_s<N>``.  Resume state lives in results/<profile>/.resume/pd_s<N>/; a killed round continues
 from its last checkpoint when re-run (the fingerprint includes the teacher's weights)."""
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from trilemma.training.tasks.distill import DistillTask
 
 
 def add_arguments(p):
+    p.add_argument("--chain", default="distill", choices=tuple(dag.CHAIN_PREFIX),
+                   help="distill: progressive distillation (pd_s<N>); guidance: guided stage two (guided_s<N>)")
     p.add_argument("--teacher-dir", required=True, help="the previous model's directory (2N steps)")
     p.add_argument("--steps", required=True, type=int, help="N, the student's number of steps")
     p.add_argument("--data", required=True, help="dataset .safetensors from fetch-data")
@@ -26,9 +30,9 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def round_loop_config(cfg: dict, steps: int) -> LoopConfig:
-    r = cfg["distill"]["rounds"]
-    updates = config.section(cfg, dag.round_key(cfg, "updates", steps))
+def round_loop_config(cfg: dict, steps: int, chain: str = "distill") -> LoopConfig:
+    r = cfg[chain]["rounds"]
+    updates = config.section(cfg, dag.round_key(cfg, "updates", steps, chain))
     return LoopConfig(samples=updates * r["batch_size"], batch_size=r["batch_size"], warmup_samples=0,
                       lr_schedule="linear", min_lr_ratio=0.0, ema_decay=0.0, grad_clip=r["grad_clip"],
                       checkpoint_every=r["checkpoint_every"], log_every=r["log_every"])
@@ -36,28 +40,41 @@ def round_loop_config(cfg: dict, steps: int) -> LoopConfig:
 
 def run(args):
     cfg = config.load(args.profile)
-    if args.steps not in dag.student_steps(cfg):
-        raise config.ConfigError(f"--steps {args.steps} is not a student of the chain {dag.student_steps(cfg)}")
+    chain = args.chain
+    rounds = dag.student_steps(cfg, chain)
+    if args.steps not in rounds:
+        raise config.ConfigError(f"--steps {args.steps} is not a student of the {chain} chain {rounds}")
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     net = copy.deepcopy(teacher.net).requires_grad_(True).train()
     student = Denoiser(net, teacher.schedule, teacher.parameterization)
     weighting = cfg["distill"]["teacher"]["weighting"]
-    lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps))
-    task = DistillTask(student, teacher, tensors["train"], {**cfg["distill"]["rounds"], "lr": lr}, args.steps,
-                       weighting)
-    loop_cfg = round_loop_config(cfg, args.steps)
+    guided = {}
+    if chain == "guidance":
+        s1 = cfg["guidance"]["stage1"]
+        guided = {"labels": tensors["train_labels"], "w_range": (s1["w_min"], s1["w_max"]),
+                  "half_grid": cfg["guidance"]["half_grid"]}
+    lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps, chain))
+    task = DistillTask(student, teacher, tensors["train"], {**cfg[chain]["rounds"], "lr": lr}, args.steps,
+                       weighting, **guided)
+    loop_cfg = round_loop_config(cfg, args.steps, chain)
     teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
-    name = dag.student(args.steps)
+    name = dag.student(args.steps, chain)
     fingerprint = hashlib.sha256(json.dumps(
         {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
-         "teacher": teacher_hash, "data": meta}, sort_keys=True).encode()).hexdigest()
+         "teacher": teacher_hash, "data": meta, **guided_fingerprint(guided)},
+        sort_keys=True).encode()).hexdigest()
     resume = paths.resume_dir(cfg["profile"], name)
     final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
                   progress=not args.no_progress, desc=f"distill {name}")
-    rounds = dag.student_steps(cfg)
     model_json = {**{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
-                  "name": name, "method": "pd", "steps": args.steps, "round": rounds.index(args.steps) + 1,
-                  "teacher": info["name"], "weighting": weighting, "train": cfg["distill"]["rounds"],
+                  "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
+                  "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
+                  "train": cfg[chain]["rounds"], **guided_fingerprint(guided),
                   "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)"}
     publish(args.out, final["net"], model_json, resume)
+
+
+def guided_fingerprint(guided: dict) -> dict:
+    """What a guided round adds to its fingerprint and model.json (nothing for progressive distillation)."""
+    return {k: v for k, v in guided.items() if k != "labels"}

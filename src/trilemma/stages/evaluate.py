@@ -1,5 +1,8 @@
 """Metrics of one sample bank against the evaluation draw: Frechet distance and precision/recall
 through torch-fidelity (features = coordinates), modes covered and high-quality share (PacGAN).
+Guidance banks (with requested labels) add ``class_consistency`` and, given ``--reference-bank`` (the
+CFG teacher's reference sampler at the same w), ``fd_to_teacher``: the Frechet distance between the
+two sample sets (0 for the reference bank itself, empty where there is no reference).
 Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
 reference statistics (``trilemma.evaluation.images``)."""
 from __future__ import annotations
@@ -7,7 +10,7 @@ from __future__ import annotations
 from trilemma import config
 from trilemma.artifacts import ArtifactError, load_tensors, save_json
 from trilemma.evaluation.fidelity import frechet_distance, precision_recall
-from trilemma.evaluation.toy import mode_metrics
+from trilemma.evaluation.toy import class_consistency, mode_metrics
 
 
 def add_arguments(p):
@@ -15,6 +18,8 @@ def add_arguments(p):
     p.add_argument("--data", required=True, help="dataset from `trilemma fetch-data`")
     p.add_argument("--out", required=True, help="output metrics .json")
     p.add_argument("--reference", default=None, help="image profiles: reference statistics from reference-stats")
+    p.add_argument("--reference-bank", default=None,
+                   help="guidance banks: the CFG teacher's reference bank at the same w (fd_to_teacher)")
 
 
 def run(args):
@@ -34,8 +39,21 @@ def run(args):
     row = {k: v for k, v in bmeta.items() if k not in ("kind", "timing")}
     row.update({"fd": frechet_distance(x, real), "precision": prec, "recall": rec, **modes,
                 "feature_space": "2-D coordinates", "dataset": dmeta["dataset"]})
+    if "labels" in bank:
+        row.update(guidance_metrics(cfg, x, bank["labels"], data, dmeta, args.reference_bank, bmeta))
     save_json(args.out, row)
     print(f"wrote {args.out}: FD {row['fd']:.4g}, P {prec:.3f}, R {rec:.3f}, modes {modes['modes']}, hq {modes['hq']:.3f}")
+
+
+def guidance_metrics(cfg, x, labels, data, dmeta, reference_bank, bmeta) -> dict:
+    cc = class_consistency(x, labels, data["mode_means"], data["mode_labels"], dmeta["std"] or 0.0,
+                           num_std=cfg["evaluation"]["hq_num_std"])
+    is_reference = bmeta["method"] == "cfg" and bmeta["steps"] == cfg["guidance"]["eval"]["reference_steps"]
+    fd_teacher = 0.0 if is_reference else None
+    if reference_bank:
+        ref, _ = load_tensors(reference_bank)
+        fd_teacher = frechet_distance(x, ref["samples"])
+    return {"class_consistency": cc, "fd_to_teacher": fd_teacher}
 
 
 def run_images(args, cfg, samples, bmeta, dmeta):

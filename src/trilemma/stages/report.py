@@ -9,7 +9,7 @@ import pandas as pd
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
 from trilemma.data.images import is_image_profile
-from trilemma.reporting import ddgan, distillation, figures, report, tables
+from trilemma.reporting import ddgan, distillation, figures, guidance, report, tables
 
 
 def add_arguments(p):
@@ -31,14 +31,22 @@ def run(args):
                   "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
                   "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device),
                   "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], device)}
+    if "guidance" in dag.report_tables(cfg):
+        table_text["guidance"] = guidance.guidance_table(df, cfg["guidance"])
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
     fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.report_figures(cfg)}
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figures.fid_vs_time(ddgan.first_seed_only(df, cfg["ddgan"]["seeds"][0]), fig["fid_vs_time"],
-                        dpi=rep["dpi"], device=device)
+    g = cfg["guidance"]
+    on_time_axis = ddgan.first_seed_only(df, cfg["ddgan"]["seeds"][0])
+    if "w" in on_time_axis:  # the guided student at one w
+        on_time_axis = on_time_axis[(on_time_axis["method"] != "guided_pd") | (on_time_axis["w"] == g["eval"]["headline_w"])]
+    figures.fid_vs_time(on_time_axis, fig["fid_vs_time"], dpi=rep["dpi"], device=device)
     distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
+    if "guidance_tradeoff" in fig:
+        guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep["dpi"],
+                                   reference_steps=g["eval"]["reference_steps"], headline_steps=g["headline_steps"])
     data, _ = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep["scatter_points"]
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")

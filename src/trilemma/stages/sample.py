@@ -12,6 +12,12 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
 On a continuous-time model (cosine logSNR) every N-step grid is t_i = i/N (Algorithm 2's grid).
   ddgan-s<T>                         Denoising Diffusion GAN with T steps (a ddgan_t<T>_* model)
   gan, wgan_gp                       one-shot generator of a GAN baseline (x = G(z), NFE 1)
+Guidance (class-conditional models; labels balanced over the classes, stored in the bank):
+  cfg-w<W>-s<N>                      classifier-free guidance at w = W, N-step DDIM (2 NFE per step)
+  cg-w<S>-s<N>                       classifier guidance at scale S of the unconditional model, N-step
+                                     DDIM (needs --classifier-dir; the classifier pass is counted)
+  gpd-w<W>-s<N>                      a guided-distillation student with its own N-step DDIM at w = W
+  gstoch-w<W>-s<N>                   the guided students' N-step stochastic sampler (Meng et al.)
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 Image banks hold uint8 samples, quantised once here (no lossy files), as the metrics read them.
 """
@@ -41,6 +47,8 @@ class SamplerSpec:
     skip: str | None = None
     solver: str | None = None
     v: float | None = None
+    w: float | None = None      # guidance strength (classifier scale for classifier guidance)
+    stochastic: bool = False
 
     @property
     def label(self) -> str:
@@ -54,6 +62,10 @@ class SamplerSpec:
             return f"PD stochastic (v={self.v:g})"
         if self.method == "pf_ode":
             return f"PF-ODE ({self.solver})"
+        if self.method == "guided_pd":
+            return f"Guided PD student ({'stochastic' if self.stochastic else 'DDIM'})"
+        if self.method in ("cfg", "classifier_guidance"):
+            return "CFG teacher (DDIM)" if self.method == "cfg" else "Classifier guidance (DDIM)"
         return {"ddgan": f"DDGAN (T={self.steps})", "gan": "GAN", "wgan_gp": "WGAN-GP"}[self.method]
 
 
@@ -69,7 +81,11 @@ _PATTERNS = [
     (re.compile(r"^stoch-v([0-9.]+)-s(\d+)$"), lambda m: dict(method="stochastic", v=float(m[1]), steps=int(m[2]))),
     (re.compile(r"^ddgan-s(\d+)$"), lambda m: dict(method="ddgan", steps=int(m[1]))),
     (re.compile(r"^(gan|wgan_gp)$"), lambda m: dict(method=m[1], steps=1)),
+    (re.compile(r"^(cfg|cg|gpd|gstoch)-w([0-9.]+)-s(\d+)$"),
+     lambda m: dict(method=GUIDED_METHODS[m[1]], w=float(m[2]), steps=int(m[3]), stochastic=m[1] == "gstoch",
+                    eta=None if m[1] == "gstoch" else 0.0, skip="uniform")),
 ]
+GUIDED_METHODS = {"cfg": "cfg", "cg": "classifier_guidance", "gpd": "guided_pd", "gstoch": "guided_pd"}
 
 
 def parse_spec(spec: str) -> SamplerSpec:
@@ -80,8 +96,39 @@ def parse_spec(spec: str) -> SamplerSpec:
     raise config.ConfigError(f"unknown sampler spec {spec!r}; see `trilemma sample --help` for the forms")
 
 
-def make_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None = None):
-    """A function ``run(x_T, generator) -> x_0`` for this spec (``info``: the model's model.json)."""
+def make_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None = None, classifier=None):
+    """A function ``run(x_T, generator, cond) -> x_0`` for this spec (``info``: the model's
+    model.json; ``cond``: ``{y, w}`` of a guidance bank, else None)."""
+    if spec.w is not None:
+        return _guided_sampler(spec, denoiser, info, classifier)
+    run = _plain_sampler(spec, denoiser, cfg, info)
+    return lambda x, g, cond=None: run(x, g)
+
+
+def _guided_sampler(spec: SamplerSpec, denoiser, info: dict, classifier):
+    """Guidance is a wrapper around the (NFE-counted) denoiser, never a sampler flag."""
+    from trilemma.diffusion.continuous import uniform_grid
+    from trilemma.sampling.ddim import sample_ddim
+    from trilemma.sampling.guidance import CFGDenoiser, ClassifierGuidedDenoiser
+    wanted = {"cfg": ("cfg_teacher",), "classifier_guidance": ("cfg_teacher",),
+              "guided_pd": ("guided_pd", "guided_w")}[spec.method]   # guided_w: the stage-one student
+    if info["method"] not in wanted:
+        raise config.ConfigError(f"sampler spec {spec.spec!r} needs a {wanted} model, not {info['name']!r}")
+    null = info["model"]["num_classes"]
+    if spec.method == "cfg":
+        denoiser = CFGDenoiser(denoiser, null)
+    elif spec.method == "classifier_guidance":
+        if classifier is None:
+            raise config.ConfigError(f"sampler spec {spec.spec!r} needs --classifier-dir")
+        denoiser = ClassifierGuidedDenoiser(denoiser, classifier, null)
+    if spec.stochastic:
+        from trilemma.sampling.guided_stochastic import sample_guided_stochastic
+        return lambda x, g, cond: sample_guided_stochastic(denoiser, x, spec.steps, cond=cond, generator=g)
+    ts = uniform_grid(spec.steps)
+    return lambda x, g, cond: sample_ddim(denoiser, x, ts, cond=cond, generator=g)
+
+
+def _plain_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None):
     if spec.method in ("ddgan", "gan", "wgan_gp"):
         return _gan_sampler(spec, denoiser, info)
     if denoiser.schedule.continuous:
@@ -133,6 +180,7 @@ def _gan_sampler(spec: SamplerSpec, denoiser, info: dict):
 def add_arguments(p):
     p.add_argument("--model-dir", required=True, help="directory with model.safetensors and model.json")
     p.add_argument("--spec", required=True, help="sampler spec id (see above)")
+    p.add_argument("--classifier-dir", default=None, help="classifier guidance: the noise-conditional classifier")
     p.add_argument("--out", required=True, help="output sample bank (.safetensors)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -143,19 +191,30 @@ def run(args):
     torch.set_num_threads(cfg["timing"]["threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     denoiser, info = load_model(args.model_dir)
-    counted = CountNFE(denoiser.to(device))
-    sampler = make_sampler(spec, counted, cfg, info)
+    counters = [CountNFE(denoiser.to(device))]
+    if args.classifier_dir:
+        from trilemma.artifacts import load_network
+        from trilemma.sampling.guidance import CountCalls
+        counters.append(CountCalls(load_network(args.classifier_dir)[0].to(device)))
+    sampler = make_sampler(spec, counters[0], cfg, info, classifier=counters[-1] if args.classifier_dir else None)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
     shape = (dim,) if isinstance(dim, int) else tuple(dim)   # 2-D points: (2,); images: (C, H, W)
     if info["method"] in ("pd", "pd_teacher"):  # the distillation chain's banks (dag.distill_bank_ids)
         n = cfg["distill"]["eval"]["num_samples"]
+    labels = None
+    if spec.w is not None:  # guidance banks (dag.guided_bank_ids): balanced labels 0, 1, ..., C-1, 0, ...
+        n = cfg["guidance"]["eval"]["num_samples"]
+        labels = balanced_labels(n, info["model"]["num_classes"], device)
+    cond_of = (lambda lo, hi: None) if labels is None else (lambda lo, hi: {"y": labels[lo:hi], "w": spec.w})
     chunks, nfe = [], None
     for b in tqdm(range(0, n, bs), desc=f"sample {spec.spec}", disable=args.no_progress, unit="batch"):
         g = torch.Generator(device).manual_seed(cfg["seed"] * 1_000_003 + b // bs)
         x_T = torch.randn((min(bs, n - b), *shape), generator=g, device=device)
-        counted.nfe = 0
-        chunks.append(sampler(x_T, g).cpu())
-        nfe = counted.nfe if nfe is None else max(nfe, counted.nfe)
+        for c in counters:
+            c.nfe = 0
+        chunks.append(sampler(x_T, g, cond_of(b, b + x_T.shape[0])).cpu())
+        step_nfe = sum(c.nfe for c in counters)   # network passes, the classifier's included
+        nfe = step_nfe if nfe is None else max(nfe, step_nfe)
     samples = torch.cat(chunks)
     if len(shape) > 1:
         from trilemma.data.images import to_uint8
@@ -163,11 +222,19 @@ def run(args):
     tm = cfg["timing"]
     g = torch.Generator(device).manual_seed(cfg["seed"])
     x_100 = torch.randn((tm["batch"], *shape), generator=g, device=device)
-    timing = time_per_batch(lambda: sampler(x_100, g), device=device, repeats=tm["repeats"], warmup=tm["warmup"])
+    cond_100 = None if labels is None else {"y": balanced_labels(tm["batch"], info["model"]["num_classes"], device),
+                                            "w": spec.w}
+    timing = time_per_batch(lambda: sampler(x_100, g, cond_100), device=device, repeats=tm["repeats"],
+                            warmup=tm["warmup"])
     meta = {"kind": "bank", "model": info["name"], "model_method": info["method"], **asdict(spec),
             "sampler": spec.label, "nfe": nfe, "num_samples": n,
             "time_per_100_s": timing["median_s"] * 100 / tm["batch"], "timing": timing,
             "device": timing["device"], "seed": cfg["seed"], "round": info.get("round"),
             "train_seed": info.get("seed")}
-    save_tensors(args.out, {"samples": samples}, meta)
+    save_tensors(args.out, {"samples": samples, **({} if labels is None else {"labels": labels.cpu()})}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")
+
+
+def balanced_labels(n: int, num_classes: int, device) -> torch.Tensor:
+    """Class labels 0, 1, ..., C-1, 0, 1, ...: every class requested equally often."""
+    return torch.arange(n, device=device) % num_classes

@@ -22,7 +22,7 @@ from trilemma.training.distributed import context, launch, shutdown
 from trilemma.training.loop import LoopConfig, finish, train
 from trilemma.training.tasks.ddpm import DDPMTask
 
-MODELS = ("teacher_ddpm", "teacher_pd")
+MODELS = ("teacher_ddpm", "teacher_pd", "teacher_cfg", "classifier_cg")
 
 
 def model_name(name: str) -> str:
@@ -47,9 +47,13 @@ def run(args):
     launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     torch.manual_seed(cfg["seed"])
-    if args.model == "teacher_pd":
-        from trilemma.training.tasks.pd_teacher import pd_teacher_setup
-        section, task, model_json = pd_teacher_setup(cfg, tensors, meta)
+    if args.model in ("teacher_pd", "teacher_cfg"):
+        from trilemma.training.tasks.pd_teacher import cfg_teacher_setup, pd_teacher_setup
+        setup = pd_teacher_setup if args.model == "teacher_pd" else cfg_teacher_setup
+        section, task, model_json = setup(cfg, tensors, meta)
+    elif args.model == "classifier_cg":
+        from trilemma.training.tasks.guided import classifier_setup
+        section, task, model_json = classifier_setup(cfg, tensors, meta)
     else:
         section = cfg["teacher"]
         net = build_model(section["model"], meta["data_dim"])

@@ -12,6 +12,13 @@
 
 No EMA (the round's task keeps none) and the learning rate is annealed linearly to 0 within the round
 by the loop's ``linear`` schedule.
+
+Stage two of guided distillation (Meng et al. 2023, Sec. 4.2, Algorithm 2) is this same task on a
+w-conditioned model: with ``labels`` and ``w_range`` each example also draws w ~ U[w_min, w_max] and
+carries its class label, and teacher and student see the same ``cond = {y, w}``.  With
+``half_grid`` the student also learns its step t -> t - 1/N from the half-grid times t = j/2N (our
+reading of the paper's Algorithm 3, "edge cases" of the stochastic sampler, whose jumps start off
+the grid of the model that takes them): the teacher is still only evaluated on its own grid.
 """
 from __future__ import annotations
 
@@ -21,49 +28,56 @@ from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.ddim import ddim_step
 from trilemma.training.loop import Phase
+from trilemma.training.tasks.guided import guidance_cond, labelled_batch
 from trilemma.training.tasks.pd_teacher import weighted_loss
 
 
 @torch.no_grad()
-def distillation_target(teacher: Denoiser, z_t: torch.Tensor, i: torch.Tensor, steps: int):
-    """x~ of Algorithm 2 for per-example student indices ``i`` in {1..N}; ``z_t`` at t = i/N."""
+def distillation_target(teacher: Denoiser, z_t: torch.Tensor, t: torch.Tensor, steps: int, cond=None):
+    """x~ of Algorithm 2 for per-example student times ``t`` (float64, i/N on the student's grid or
+    j/2N on its half grid) and ``z_t`` at t.  Where t - 1/N reaches 0 the target is the teacher's x^
+    after its step to t - 0.5/N (PD's last step); where t - 0.5/N reaches 0 (t = 1/2N, half grid
+    only) it is the teacher's x^ at z_t itself."""
     sched = teacher.schedule
-    t = i.double() / steps
-    t1, t2 = t - 0.5 / steps, t - 1.0 / steps
-    z1, _ = ddim_step(teacher, z_t, t, t1)
-    z2, x_last = ddim_step(teacher, z1, t1, t2)
+    t1, t2 = (t - 0.5 / steps).clamp(min=0.0), (t - 1.0 / steps).clamp(min=0.0)
+    z1, x_first = ddim_step(teacher, z_t, t, t1, cond=cond)
+    z2, x_last = ddim_step(teacher, z1, t1, t2, cond=cond)
     (a_t, s_t), (a_2, s_2) = sched.alpha_sigma(t), sched.alpha_sigma(t2)
     ratio = s_2 / s_t
     x_tilde = (z2 - _bcast(ratio, z2) * z_t) / _bcast(a_2 - ratio * a_t, z2)
-    last = (i == 1).to(z2.device).reshape(-1, *([1] * (z2.ndim - 1)))
-    return torch.where(last, x_last, x_tilde)
+    shape = (-1, *([1] * (z2.ndim - 1)))
+    last, first = ((u <= 1e-12).to(z2.device).reshape(shape) for u in (t2, t1))
+    return torch.where(first, x_first, torch.where(last, x_last, x_tilde))
 
 
 class DistillTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
     def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, rounds: dict,
-                 steps: int, weighting: str):
+                 steps: int, weighting: str, labels: torch.Tensor | None = None,
+                 w_range: tuple[float, float] | None = None, half_grid: bool = False):
         self.student, self.teacher, self.steps, self.weighting = student, teacher, steps, weighting
+        self.labels, self.w_range = labels, w_range
+        self.grid = 2 * steps if half_grid else steps
         self.teacher.requires_grad_(False)
         self.modules = {"net": student.net}
         self.ema_modules: list[str] = []
         self.x0, self.batch_size = x0, rounds["batch_size"]
         self.phases = [Phase("distill", ["net"], self.loss, lr=rounds["lr"])]
 
-    def sample_batch(self, gen: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)
-        return self.x0[idx]
+    sample_batch = labelled_batch
 
-    def loss(self, x: torch.Tensor, gen: torch.Generator):
+    def loss(self, batch, gen: torch.Generator):
+        x, y = batch
         sched = self.student.schedule
-        i = torch.randint(1, self.steps + 1, (x.shape[0],), generator=gen)
+        i = torch.randint(1, self.grid + 1, (x.shape[0],), generator=gen)
         eps = torch.randn(x.shape, generator=gen)
+        cond = guidance_cond(y, self.w_range, gen, self.shard)
         x, i, eps = x[self.shard], i[self.shard], eps[self.shard]  # this rank's slice
-        t = i.double() / self.steps
+        t = i.double() / self.grid
         alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))
         z_t = alpha * x + sigma * eps
-        x_tilde = distillation_target(self.teacher, z_t, i, self.steps)
+        x_tilde = distillation_target(self.teacher, z_t, t, self.steps, cond)
         eps_tilde = (z_t - alpha * x_tilde) / sigma
-        x_hat, eps_hat = self.student(z_t, t)
+        x_hat, eps_hat = self.student(z_t, t, cond)
         return weighted_loss(x_tilde, x_hat, eps_tilde, eps_hat, alpha, sigma, self.weighting), {}

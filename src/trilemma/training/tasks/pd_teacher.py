@@ -7,7 +7,12 @@ parameterizations x | eps | v | both, and an x-space reconstruction loss with we
   snr_plus_one: (SNR + 1) * ||x - x_hat||^2  = ||v - v_hat||^2
 
 computed, as in the reference ``dpm.py``, from per-example means (``snr_trunc`` takes the max of the
-two per-example means).  Defaults: x with truncated SNR, the paper's recommendation."""
+two per-example means).  Defaults: x with truncated SNR, the paper's recommendation.
+
+With ``labels`` the same task trains the class-conditional teacher of classifier-free guidance (Ho &
+Salimans 2022, Alg. 1): each example's label is replaced by the null label (``num_classes``) with
+probability ``p_uncond``, so one network learns eps(z, c) and eps(z, ∅).  The label dropout is drawn
+after t and eps, so the unconditional teacher consumes the same random numbers as before."""
 from __future__ import annotations
 
 import torch
@@ -39,42 +44,69 @@ def weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, weighting: str) -> torch
 class PDTeacherTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
-    def __init__(self, denoiser: Denoiser, x0: torch.Tensor, train: dict, weighting: str):
+    def __init__(self, denoiser: Denoiser, x0: torch.Tensor, train: dict, weighting: str,
+                 labels: torch.Tensor | None = None, p_uncond: float = 0.0):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
         self.denoiser, self.weighting = denoiser, weighting
+        self.labels, self.p_uncond = labels, p_uncond
         self.modules = {"net": denoiser.net}
         self.ema_modules = ["net"]
         self.x0, self.batch_size = x0, train["batch_size"]
         self.phases = [Phase("denoise", ["net"], self.loss, lr=train["lr"],
                              weight_decay=train.get("weight_decay", 0.0))]
 
-    def sample_batch(self, gen: torch.Generator) -> torch.Tensor:
+    def sample_batch(self, gen: torch.Generator):
         idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)
-        return self.x0[idx]
+        return self.x0[idx], (None if self.labels is None else self.labels[idx])
 
-    def loss(self, x: torch.Tensor, gen: torch.Generator):
+    def loss(self, batch, gen: torch.Generator):
+        x, y = batch
         sched = self.denoiser.schedule
         t = torch.rand(x.shape[0], generator=gen, dtype=torch.float64)
         eps = torch.randn(x.shape, generator=gen)
+        cond = None
+        if y is not None:
+            drop = torch.rand(x.shape[0], generator=gen) < self.p_uncond
+            cond = {"y": torch.where(drop, self.denoiser.net.num_classes, y)[self.shard]}
         x, t, eps = x[self.shard], t[self.shard], eps[self.shard]  # this rank's slice
         alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))
         z = alpha * x + sigma * eps
-        x_hat, eps_hat = self.denoiser(z, t)
+        x_hat, eps_hat = self.denoiser(z, t, cond)
         return weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, self.weighting), {}
 
 
 def pd_teacher_setup(cfg: dict, tensors: dict, meta: dict):
     """(config section, task, model.json fields) of the distillation teacher ``teacher_pd``."""
+    section = cfg["distill"]["teacher"]
+    task, model_json = continuous_teacher(section, section["model"], section["train"], tensors, meta)
+    return section, task, {"method": "pd_teacher", **model_json}
+
+
+def cfg_teacher_setup(cfg: dict, tensors: dict, meta: dict):
+    """(config section, task, model.json fields) of ``teacher_cfg``: the distillation teacher's recipe
+    (schedule, parameterization, weighting of ``distill.teacher``) with a label embedding and label
+    dropout ``guidance.p_uncond`` (classifier-free guidance, Ho & Salimans 2022, Alg. 1)."""
+    recipe, g = cfg["distill"]["teacher"], cfg["guidance"]
+    num_classes = int(tensors["mode_labels"].max()) + 1
+    model = {**g["teacher"]["model"], "num_classes": num_classes}
+    task, model_json = continuous_teacher(recipe, model, g["teacher"]["train"], tensors, meta,
+                                          labels=tensors["train_labels"], p_uncond=g["p_uncond"])
+    section = {"recipe": {k: recipe[k] for k in ("schedule", "parameterization", "weighting")},
+               "p_uncond": g["p_uncond"], **g["teacher"]}
+    return section, task, {"method": "cfg_teacher", "p_uncond": g["p_uncond"], **model_json}
+
+
+def continuous_teacher(recipe: dict, model: dict, train: dict, tensors: dict, meta: dict, **cond):
+    """The task and model.json fields of a continuous-time teacher of ``recipe`` (schedule,
+    parameterization, weighting), optionally class-conditional (``labels``, ``p_uncond``)."""
     from trilemma.diffusion.denoiser import OUTPUTS
     from trilemma.diffusion.schedules import schedule_from_config
     from trilemma.models.registry import build_model
 
-    section = cfg["distill"]["teacher"]
-    param = section["parameterization"]
-    net = build_model(section["model"], meta["data_dim"], meta["data_dim"] * OUTPUTS[param])
-    denoiser = Denoiser(net, schedule_from_config(section["schedule"]), param)
-    task = PDTeacherTask(denoiser, tensors["train"], section["train"], section["weighting"])
-    model_json = {"method": "pd_teacher", "model": section["model"], "schedule": section["schedule"],
-                  "parameterization": param, "weighting": section["weighting"]}
-    return section, task, model_json
+    param = recipe["parameterization"]
+    net = build_model(model, meta["data_dim"], meta["data_dim"] * OUTPUTS[param])
+    denoiser = Denoiser(net, schedule_from_config(recipe["schedule"]), param)
+    task = PDTeacherTask(denoiser, tensors["train"], train, recipe["weighting"], **cond)
+    return task, {"model": model, "schedule": recipe["schedule"], "parameterization": param,
+                  "weighting": recipe["weighting"]}

@@ -1,0 +1,79 @@
+"""The guidance branch of the DAG (methods.md §6-7), part of the one table in :mod:`trilemma.dag`:
+the CFG teacher, the guidance classifier, stage one (the w-conditioned student), the stage-two rounds
+(``dag.round_jobs`` with ``chain="guidance"``) and the guidance sample banks, whose evaluation reads
+the CFG teacher's reference bank at the same w (``fd_to_teacher``)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from trilemma import dag, paths
+
+GUIDED_FAMILIES = ("cfg", "cg", "gpd", "gstoch")
+
+
+def guidance_on(cfg: Mapping[str, Any]) -> bool:
+    """Guidance runs on the 2-D profiles where ``guidance.enabled`` (labels = gauss25 grid rows)."""
+    return dag.is_2d(cfg) and cfg["guidance"]["enabled"]
+
+
+def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
+    """The CFG teacher, the guidance classifier, stage one (the w-conditioned student) and the
+    stage-two rounds."""
+    if not guidance_on(cfg):
+        return []
+    p = cfg["profile"]
+    recipe = ("distill.teacher.schedule", "distill.teacher.parameterization", "distill.teacher.weighting")
+    out = [dag.Job("train", f"train-{dag.CFG_TEACHER}",
+                   ("trilemma", "train", "--profile", p, "--model", dag.CFG_TEACHER, "--data", data,
+                    "--out", dag.model_files(cfg, dag.CFG_TEACHER)[0]),
+                   (data, *dag.CODE["train_pd"]), dag.model_files(cfg, dag.CFG_TEACHER),
+                   ("seed", *recipe, "guidance.p_uncond", "guidance.teacher")),
+           dag.Job("train", f"train-{dag.CLASSIFIER}",
+                   ("trilemma", "train", "--profile", p, "--model", dag.CLASSIFIER, "--data", data,
+                    "--out", dag.model_files(cfg, dag.CLASSIFIER)[0]),
+                   (data, *dag.CODE["train_pd"], *dag.CODE["train_classifier"]), dag.model_files(cfg, dag.CLASSIFIER),
+                   ("seed", "distill.teacher.schedule", "guidance.classifier")),
+           dag.Job("guided_stage1", f"guided_stage1-{dag.GUIDED_STUDENT}",
+                   ("trilemma", "guided-stage1", "--profile", p, "--teacher-dir", dag.model_dir(cfg, dag.CFG_TEACHER),
+                    "--data", data, "--out", dag.model_files(cfg, dag.GUIDED_STUDENT)[0]),
+                   (*dag.model_files(cfg, dag.CFG_TEACHER)[:2], data, *dag.CODE["train_pd"], *dag.CODE["guided_stage1"]),
+                   dag.model_files(cfg, dag.GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))]
+    return out + dag.round_jobs(cfg, data, "guidance", dag.GUIDED_STUDENT)
+
+
+def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """CFG teacher at the reference steps for every w and at the grid steps for the grid w; the
+    headline student (deterministic) for every w and every student of the grid; the stochastic
+    sampler with N NFE on the N/2-step student; classifier guidance at each scale."""
+    if not guidance_on(cfg):
+        return []
+    g = cfg["guidance"]
+    e, head = g["eval"], g["headline_steps"]
+    ids = [f"{dag.CFG_TEACHER}/cfg-w{dag.fmt_num(w)}-s{e['reference_steps']}" for w in e["w"]]
+    ids += [f"{dag.student(head, 'guidance')}/gpd-w{dag.fmt_num(w)}-s{head}" for w in e["w"]]
+    for w in e["grid_w"]:
+        ids += [f"{dag.CFG_TEACHER}/cfg-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
+        ids += [f"{dag.student(n, 'guidance')}/gpd-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
+        ids += [f"{dag.student(n // 2, 'guidance')}/gstoch-w{dag.fmt_num(w)}-s{n}" for n in e["stochastic_steps"]]
+    ids += [f"{dag.CFG_TEACHER}/cg-w{dag.fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
+    return list(dict.fromkeys(ids))
+
+
+def spec_w(spec: str) -> float:
+    return float(spec.split("-")[1][1:])
+
+
+def guided_extras(cfg: Mapping[str, Any], spec: str):
+    """(sample argv, sample deps, evaluate argv, evaluate deps) of a guidance bank: the classifier
+    for classifier guidance; the CFG teacher's reference bank at the same w (fd_to_teacher)."""
+    p, e = cfg["profile"], cfg["guidance"]["eval"]
+    sample_argv, sample_deps = (), ()
+    if dag.sampler_family(spec) == "cg":
+        sample_argv = ("--classifier-dir", dag.model_dir(cfg, dag.CLASSIFIER))
+        sample_deps = dag.model_files(cfg, dag.CLASSIFIER)[:2]
+    w = spec_w(spec)
+    ref_spec = f"cfg-w{dag.fmt_num(w)}-s{e['reference_steps']}"
+    if w not in e["w"] or spec == ref_spec:
+        return sample_argv, sample_deps, (), ()
+    ref = paths.fmt(paths.BANK, profile=p, model=dag.CFG_TEACHER, spec=ref_spec)
+    return sample_argv, sample_deps, ("--reference-bank", ref), (ref,)

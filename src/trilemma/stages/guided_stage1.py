@@ -1,0 +1,65 @@
+"""Stage one of guided distillation (Meng et al. 2023, Sec. 4.1, Algorithm 1): load the CFG teacher
+from ``--teacher-dir``, build the w-conditioned student as a copy of it with a new, zero-initialised
+w embedding (``models/mlp.py``: at initialisation it equals the teacher's conditional model), train
+it with the shared loop to match the guided teacher (:class:`~trilemma.sampling.guidance.CFGDenoiser`,
+2 teacher passes per example) for w ~ U[w_min, w_max] (``guidance.stage1``), and publish it as
+``guided_w``, the teacher of the stage-two rounds (``trilemma distill --chain guidance``)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from trilemma import config, dag, paths
+from trilemma.artifacts import load_model, load_tensors
+from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
+from trilemma.models.registry import build_model
+from trilemma.sampling.guidance import CFGDenoiser
+from trilemma.stages.train import publish
+from trilemma.training.loop import LoopConfig, train
+from trilemma.training.tasks.guided import GuidedStudentTask
+
+
+def add_arguments(p):
+    p.add_argument("--teacher-dir", required=True, help="the CFG teacher's directory (teacher_cfg)")
+    p.add_argument("--data", required=True, help="dataset .safetensors from fetch-data")
+    p.add_argument("--out", required=True, help="output model.safetensors (model.json is written beside it)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def w_student(teacher: Denoiser, info: dict, w_emb_dim: int) -> tuple[Denoiser, dict]:
+    """The teacher's network with a w embedding added; every teacher weight copied."""
+    model = {**info["model"], "w_emb_dim": w_emb_dim}
+    net = build_model(model, info["data_dim"], info["data_dim"] * OUTPUTS[info["parameterization"]])
+    missing, unexpected = net.load_state_dict(teacher.net.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("w_emb.") for k in missing), (missing, unexpected)
+    return Denoiser(net.train(), teacher.schedule, teacher.parameterization), model
+
+
+def run(args):
+    cfg = config.load(args.profile)
+    s1 = cfg["guidance"]["stage1"]
+    tensors, meta = load_tensors(args.data)
+    teacher, info = load_model(args.teacher_dir)
+    torch.manual_seed(cfg["seed"])
+    student, model = w_student(teacher, info, s1["w_emb_dim"])
+    guided = CFGDenoiser(teacher, null_label=info["model"]["num_classes"])
+    weighting = cfg["distill"]["teacher"]["weighting"]
+    task = GuidedStudentTask(student, guided, tensors["train"], tensors["train_labels"], s1["train"],
+                             (s1["w_min"], s1["w_max"]), weighting)
+    loop_cfg = LoopConfig.from_config(s1["train"])
+    teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
+    name = dag.GUIDED_STUDENT
+    fingerprint = hashlib.sha256(json.dumps(
+        {"model": name, "seed": cfg["seed"], "stage1": s1, "weighting": weighting, "teacher": teacher_hash,
+         "data": meta}, sort_keys=True).encode()).hexdigest()
+    resume = paths.resume_dir(cfg["profile"], name)
+    final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
+                  progress=not args.no_progress, desc=f"guided stage one {name}")
+    model_json = {**{k: info[k] for k in ("schedule", "parameterization", "data_dim", "dataset")},
+                  "model": model, "name": name, "method": "guided_w", "teacher": info["name"],
+                  "weighting": weighting, "w_range": [s1["w_min"], s1["w_max"]], "train": s1["train"],
+                  "seed": cfg["seed"], "weights": "ema" if s1["train"]["ema_decay"] else "raw (no EMA)"}
+    publish(args.out, final["net"], model_json, resume)

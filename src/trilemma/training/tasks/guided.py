@@ -1,0 +1,112 @@
+"""Tasks of guidance and its distillation.
+
+- :class:`GuidedStudentTask`, stage one of guided distillation (Meng et al. 2023, Sec. 4.1,
+  Algorithm 1): a student x^_eta1(z_t, w, c), initialised from the CFG teacher (its new w embedding
+  starts at zero, ``models/mlp.py``), regresses onto the guided teacher
+  x^w = (1 + w) x^(z_t, c) - w x^(z_t, ∅) at the same z_t and w, with w ~ U[w_min, w_max],
+  t ~ U[0, 1], z_t from real data, and the teacher's weighting (``weighted_loss`` with
+  eps~ = (z_t - alpha x~) / sigma; the paper leaves omega(lambda) unspecified).  The label c is
+  the example's own class (the paper drops c from its notation); w is one draw per example.
+- :class:`NoisyClassifierTask`, the noise-conditional classifier of classifier guidance (Dhariwal &
+  Nichol 2021, Sec. 4): cross-entropy of p_phi(y | z_t, t) on z_t = alpha_t x + sigma_t eps,
+  t ~ U[0, 1] on the guided model's schedule; the classifier sees alpha_t z_t
+  (``sampling/guidance.py``, :func:`~trilemma.sampling.guidance.classifier_input`).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from trilemma.diffusion.schedules import _bcast
+from trilemma.sampling.guidance import classifier_input
+from trilemma.training.loop import Phase
+from trilemma.training.tasks.pd_teacher import weighted_loss
+
+
+def labelled_batch(self, gen: torch.Generator):
+    """(x, y) drawn together (y None when the task has no labels): shared by the tasks below and
+    :class:`~trilemma.training.tasks.distill.DistillTask`."""
+    idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)
+    return self.x0[idx], (None if self.labels is None else self.labels[idx])
+
+
+def guidance_cond(y: torch.Tensor | None, w_range: tuple[float, float] | None, gen: torch.Generator,
+                  shard=slice(None)) -> dict | None:
+    """``{y, w}`` with w ~ U[w_min, w_max] per example (Algorithm 1 and 2), this rank's slice;
+    None for an unconditional task."""
+    if y is None:
+        return None
+    cond = {"y": y[shard]}
+    if w_range is not None:
+        lo, hi = w_range
+        cond["w"] = (lo + (hi - lo) * torch.rand(y.shape[0], generator=gen))[shard]
+    return cond
+
+
+def _noisy(schedule, x: torch.Tensor, gen: torch.Generator):
+    t = torch.rand(x.shape[0], generator=gen, dtype=torch.float64)
+    eps = torch.randn(x.shape, generator=gen)
+    alpha, sigma = (_bcast(c, x) for c in schedule.alpha_sigma(t))
+    return t, alpha, sigma, alpha * x + sigma * eps
+
+
+class GuidedStudentTask:
+    shard = slice(None)  # set by the loop: this rank's slice of the global batch
+
+    def __init__(self, student, guided_teacher, x0: torch.Tensor, labels: torch.Tensor, train: dict,
+                 w_range: tuple[float, float], weighting: str):
+        self.student, self.teacher, self.weighting, self.w_range = student, guided_teacher, weighting, w_range
+        self.teacher.requires_grad_(False)
+        self.modules = {"net": student.net}
+        self.ema_modules = ["net"]   # ema_decay = 0: the raw weights
+        self.x0, self.labels, self.batch_size = x0, labels, train["batch_size"]
+        self.phases = [Phase("guided", ["net"], self.loss, lr=train["lr"])]
+
+    sample_batch = labelled_batch
+
+    def loss(self, batch, gen: torch.Generator):
+        x, y = batch
+        t, alpha, sigma, z = _noisy(self.student.schedule, x, gen)
+        cond = guidance_cond(y, self.w_range, gen, self.shard)
+        sl = self.shard
+        x, t, alpha, sigma, z = x[sl], t[sl], alpha[sl], sigma[sl], z[sl]
+        with torch.no_grad():
+            x_tilde, _ = self.teacher(z, t, cond)
+        eps_tilde = (z - alpha * x_tilde) / sigma
+        x_hat, eps_hat = self.student(z, t, cond)
+        return weighted_loss(x_tilde, x_hat, eps_tilde, eps_hat, alpha, sigma, self.weighting), {}
+
+
+class NoisyClassifierTask:
+    shard = slice(None)
+
+    def __init__(self, classifier, schedule, x0: torch.Tensor, labels: torch.Tensor, train: dict):
+        self.schedule, self.x0, self.labels, self.batch_size = schedule, x0, labels, train["batch_size"]
+        self.modules = {"net": classifier}
+        self.ema_modules = ["net"]
+        self.phases = [Phase("classify", ["net"], self.loss, lr=train["lr"])]
+
+    sample_batch = labelled_batch
+
+    def loss(self, batch, gen: torch.Generator):
+        x, y = batch
+        t, _, _, z = _noisy(self.schedule, x, gen)
+        z, t, y = z[self.shard], t[self.shard], y[self.shard]
+        logits = self.modules["net"](*classifier_input(self.schedule, z, t))
+        return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+
+
+def classifier_setup(cfg: dict, tensors: dict, meta: dict):
+    """(config section, task, model.json fields) of ``classifier_cg``: an MLP with one logit per class
+    on the guided model's schedule (``distill.teacher.schedule``, the CFG teacher's)."""
+    from trilemma.diffusion.schedules import schedule_from_config
+    from trilemma.models.registry import build_model
+
+    section = cfg["guidance"]["classifier"]
+    num_classes = int(tensors["mode_labels"].max()) + 1
+    net = build_model(section["model"], meta["data_dim"], num_classes)
+    schedule = schedule_from_config(cfg["distill"]["teacher"]["schedule"])
+    task = NoisyClassifierTask(net, schedule, tensors["train"], tensors["train_labels"], section["train"])
+    model_json = {"method": "noisy_classifier", "model": section["model"], "out_dim": num_classes,
+                  "schedule": cfg["distill"]["teacher"]["schedule"], "parameterization": None}
+    return {"schedule": model_json["schedule"], **section}, task, model_json
