@@ -36,12 +36,13 @@ def built(tmp_path_factory):
 def test_outputs_and_metrics(built):
     out = built / "results/ci"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
-                "figures/fid_vs_time.png", "figures/samples.png"]:
+                "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
-    assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp"}
-    assert len(df) == 12
+    assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp",
+                                 "cfg", "classifier_guidance", "guided_pd"}
+    assert len(df) == 16
     pd_rows = df[df["method"] == "pd"].sort_values("steps")
     assert pd_rows["steps"].tolist() == [4, 8] and pd_rows["round"].tolist() == [2, 1]
     assert (pd_rows["nfe"] == pd_rows["steps"]).all()
@@ -107,10 +108,10 @@ def test_new_ddim_step_runs_only_new_jobs(built):
 
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddim.py", {"distill": 2, "sample": 5, "evaluate": 5, "collect": 1, "report": 1, "all": 1}),
-    ("src/trilemma/models/mlp.py", {"train": 2, "distill": 2, "sample": 12, "evaluate": 12, "collect": 1,
-                                    "report": 1, "all": 1}),
-    ("src/trilemma/training/tasks/distill.py", {"distill": 2, "sample": 2, "evaluate": 2, "collect": 1,
+    ("src/trilemma/sampling/ddim.py", {"distill": 3, "sample": 9, "evaluate": 9, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/models/mlp.py", {"train": 4, "distill": 3, "guided_stage1": 1, "sample": 16, "evaluate": 16,
+                                    "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/training/tasks/distill.py", {"distill": 3, "sample": 4, "evaluate": 4, "collect": 1,
                                                 "report": 1, "all": 1}),
     ("src/trilemma/sampling/ddgan.py", {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}),
     ("src/trilemma/models/gan.py", {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}),
@@ -165,10 +166,18 @@ SLURM_TOOLS = ("unshare", "munged", "slurmctld", "slurmd", "sbatch", "squeue")
 def test_slurm_executor_reproduces_the_local_results(built, repo_copy):
     """The ci profile through a real one-node Slurm (tests/slurm/onenode.sh) and Snakemake's Slurm
     executor plugin: the same metrics table as the local run, up to the timing columns."""
+    # The ci DAG's jobs take seconds, so sbatch and status polling dominate (the plugin backs off by
+    # 10 s per idle check): each model chain (a teacher and its distillation rounds) runs as one Slurm
+    # job, and collect + report as one, the grouping README's "On a cluster" suggests for small
+    # profiles. Banks stay one job per rule: grouped too, the banks of one chain would merge into a
+    # single job asking for one CPU per bank.
     proc = run_cmd([str(repo_copy / "tests/slurm/onenode.sh"), str(repo_copy / ".cluster"),
                     "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=ci",
+                    "--groups", "train=models", "distill=models", "guided_stage1=models",
+                    "collect=report", "report=report",
                     "--slurm-status-command", "squeue", "--slurm-no-account", "--latency-wait", "5",
-                    "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"],
+                    "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+                    "--max-status-checks-per-second", "2"],
                    cwd=repo_copy, timeout=1200)
     assert "SLURM jobid" in proc.stdout + proc.stderr  # the jobs really went through sbatch
     local = pd.read_csv(built / "results/ci/metrics.csv")
