@@ -349,17 +349,23 @@ TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
 FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "guidance_tradeoff")
 
 
-def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    """The tables a profile's report writes (distillation and DDGAN run on 2-D profiles only)."""
+GUIDANCE_OUTPUTS = ("guidance", "guidance_tradeoff")
+
+
+def _report_items(cfg: Mapping[str, Any], items: tuple[str, ...], image_items: tuple[str, ...]) -> tuple[str, ...]:
+    """Image profiles write ``image_items`` (distillation, DDGAN and guidance run on 2-D profiles
+    only); 2-D profiles write ``items``, less the guidance ones when ``guidance.enabled`` is false."""
     if not is_2d(cfg):
-        return ("ddim", "fast_sampling")
-    return TABLES if guidance.guidance_on(cfg) else tuple(t for t in TABLES if t != "guidance")
+        return image_items
+    return items if guidance.guidance_on(cfg) else tuple(i for i in items if i not in GUIDANCE_OUTPUTS)
+
+
+def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
+    return _report_items(cfg, TABLES, ("ddim", "fast_sampling"))
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    if not is_2d(cfg):
-        return ("fid_vs_time", "samples")
-    return FIGURES if guidance.guidance_on(cfg) else tuple(f for f in FIGURES if f != "guidance_tradeoff")
+    return _report_items(cfg, FIGURES, ("fid_vs_time", "samples"))
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
