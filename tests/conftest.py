@@ -12,6 +12,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+# One thread per process for the whole session, subprocesses included: the Slurm run works in the
+# background (``slurm_ci_run``) and DAG runs start two jobs at once, so on a 2-core CI machine several
+# torch processes share the cores, and OpenMP's spinning threads would slow each of them many times over.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
+
 
 def gaussian_eps(schedule, mu: float, s: float):
     """The exact eps-prediction for data x0 ~ N(mu, s^2 I): eps*(x_t) = sigma (x_t - alpha mu) / (alpha^2 s^2 + sigma^2)."""
@@ -72,3 +78,85 @@ def signal_when_ready(cmd, cwd, ready, sig=signal.SIGKILL, env=None, timeout=120
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
+
+
+# ----------------------------------------------------------------------------- Slurm, in the background
+SLURM_TOOLS = ("unshare", "munged", "slurmctld", "slurmd", "sbatch", "squeue")
+SLURM_TEST = "test_slurm_executor_reproduces_the_local_results"
+
+
+def slurm_usable() -> bool:
+    return os.geteuid() == 0 and all(shutil.which(t) is not None for t in SLURM_TOOLS)
+
+
+def slurm_ci_targets() -> list[str]:
+    """What the Slurm test builds: the metrics of the DDPM teacher's banks and of the distilled
+    students, i.e. data -> teacher -> banks -> evaluations, and the distillation teacher -> rounds
+    chain (one grouped Slurm job) -> the students' banks.  The whole ci DAG through Slurm takes
+    7-13 min here, most of it sbatch/squeue latency and each job's own Snakemake start, so CI runs
+    this slice; README "On a cluster" gives the command for a whole profile."""
+    from trilemma import config, dag
+    cfg = config.load("ci", root=REPO)
+    return [job.outs[0] for job in dag.jobs(cfg) if job.stage == "evaluate"
+            and Path(job.outs[0]).parent.name in (dag.TEACHER, *map(dag.student, dag.student_steps(cfg)))]
+
+
+def slurm_ci_command(repo: Path) -> list[str]:
+    """The ci slice through the one-node Slurm (tests/slurm/onenode.sh) and Snakemake's Slurm executor.
+    The jobs take seconds, so sbatch and status polling dominate (the plugin backs off by 10 s per idle
+    check): each model chain (a teacher and its distillation rounds) runs as one Slurm job, the grouping
+    README's "On a cluster" suggests for small profiles. Banks stay one job per rule: grouped too, the
+    banks of one chain would merge into a single job asking for one CPU per bank."""
+    return [str(repo / "tests/slurm/onenode.sh"), str(repo / ".cluster"),
+            "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=ci",
+            "--groups", "train=models", "distill=models",
+            "--slurm-status-command", "squeue", "--slurm-no-account", "--latency-wait", "5",
+            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
+            "--max-status-checks-per-second", "2", *slurm_ci_targets()]
+
+
+class BackgroundRun:
+    """A command started at session start in its own process group and awaited by a test."""
+
+    def __init__(self, cmd, cwd: Path, log: Path):
+        self.cwd, self.log = cwd, log
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
+        with open(log, "w") as fh:
+            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+
+    def wait(self, timeout: float) -> str:
+        """Wait for the command; its output, or an AssertionError with the output's tail on failure."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"still running after {timeout} s:\n{self.log.read_text()[-4000:]}")
+        out = self.log.read_text()
+        if rc != 0:
+            raise AssertionError(f"failed ({rc}):\n{out[-6000:]}")
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:  # SIGTERM to the group: snakemake cancels its jobs, onenode.sh stops Slurm
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_ci_run(request, tmp_path_factory):
+    """The Slurm run of the ci slice (``slurm_ci_targets``), started when the session starts (if the Slurm test is selected
+    and Slurm can run here): it spends its time waiting on sbatch and squeue round trips rather than
+    computing, so it overlaps the rest of the suite instead of adding its minutes to it.
+    ``None`` when not started."""
+    if not slurm_usable() or not any(item.name == SLURM_TEST for item in request.session.items):
+        yield None
+        return
+    repo = copy_repo(tmp_path_factory.mktemp("slurm") / "repo")
+    run = BackgroundRun(slurm_ci_command(repo), repo, repo.parent / "slurm-run.log")
+    yield run
+    run.stop()

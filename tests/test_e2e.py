@@ -1,14 +1,12 @@
 """The real DAG end to end on the tiny `ci` profile, through Snakemake and through DVC, with the
 incremental-rebuild promises checked by each tool's own dry run / status."""
 import json
-import os
-import shutil
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import run_cmd, signal_when_ready
+from conftest import copy_repo, run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
 from dagtools import edit_yaml, snakemake_plan, use_profile_as_params
 
 pytestmark = pytest.mark.slow
@@ -18,17 +16,7 @@ COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd",
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    import shutil
-    import subprocess
-
-    from conftest import REPO
-    dst = tmp_path_factory.mktemp("e2e") / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           check=True, capture_output=True, text=True).stdout.split()
-    for f in files:
-        if (REPO / f).is_file():
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / f, dst / f)
+    dst = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
     run_cmd(["snakemake", "--cores", "2", "--config", "profile=ci"], cwd=dst)
     return dst
 
@@ -158,32 +146,20 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy
     assert changed() == {"sample-" + bank.replace("/", "-")}  # evaluate follows once the bank changes
 
 
-SLURM_TOOLS = ("unshare", "munged", "slurmctld", "slurmd", "sbatch", "squeue")
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or any(shutil.which(t) is None for t in SLURM_TOOLS),
-                    reason="needs root, slurm-wlm and munge (.ci/run installs them)")
-def test_slurm_executor_reproduces_the_local_results(built, repo_copy):
-    """The ci profile through a real one-node Slurm (tests/slurm/onenode.sh) and Snakemake's Slurm
-    executor plugin: the same metrics table as the local run, up to the timing columns."""
-    # The ci DAG's jobs take seconds, so sbatch and status polling dominate (the plugin backs off by
-    # 10 s per idle check): each model chain (a teacher and its distillation rounds) runs as one Slurm
-    # job, and collect + report as one, the grouping README's "On a cluster" suggests for small
-    # profiles. Banks stay one job per rule: grouped too, the banks of one chain would merge into a
-    # single job asking for one CPU per bank.
-    proc = run_cmd([str(repo_copy / "tests/slurm/onenode.sh"), str(repo_copy / ".cluster"),
-                    "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=ci",
-                    "--groups", "train=models", "distill=models", "guided_stage1=models",
-                    "collect=report", "report=report",
-                    "--slurm-status-command", "squeue", "--slurm-no-account", "--latency-wait", "5",
-                    "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
-                    "--max-status-checks-per-second", "2"],
-                   cwd=repo_copy, timeout=1200)
-    assert "SLURM jobid" in proc.stdout + proc.stderr  # the jobs really went through sbatch
-    local = pd.read_csv(built / "results/ci/metrics.csv")
-    slurm = pd.read_csv(repo_copy / "results/ci/metrics.csv")
-    timing = ["time_per_100_s", "device"]
-    pd.testing.assert_frame_equal(local.drop(columns=timing), slurm.drop(columns=timing))
+@pytest.mark.skipif(not slurm_usable(), reason="needs root, unshare, slurm-wlm and munge (.ci/run installs them)")
+def test_slurm_executor_reproduces_the_local_results(built, slurm_ci_run):
+    """A slice of the ci DAG (``conftest.slurm_ci_targets``: a teacher and its banks, a distillation
+    chain and its students' banks) through a real one-node Slurm (tests/slurm/onenode.sh) and
+    Snakemake's Slurm executor plugin, started at session start: every metric equal to the local
+    run's, up to the timing fields."""
+    out = slurm_ci_run.wait(timeout=1500)
+    assert out.count("SLURM jobid") >= 3  # the jobs really went through sbatch
+    targets = slurm_ci_targets()
+    assert len(targets) >= 5
+    timing = ("time_per_100_s", "device")
+    for rel in targets:
+        local, slurm = (json.loads((root / rel).read_text()) for root in (built, slurm_ci_run.cwd))
+        assert {k: v for k, v in slurm.items() if k not in timing} == {k: v for k, v in local.items() if k not in timing}, rel
 
 
 # ----------------------------------------------------------------------------- progressive distillation
@@ -205,7 +181,7 @@ def test_final_steps_4_to_2_adds_one_round_and_its_evaluation(built):
 
 
 def test_killed_round_resumes(built):
-    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=3000))
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=800))
     cmd = ["trilemma", "distill", "--profile", "ci", "--teacher-dir", "results/ci/models/pd_s8", "--steps", "4",
            "--data", "results/ci/data/gauss25.safetensors", "--out", "killed/model.safetensors", "--no-progress"]
     state = built / "results/ci/.resume/pd_s4/state.pt"
@@ -218,5 +194,5 @@ def test_killed_round_resumes(built):
     assert "resuming from step" in resumed.stderr
     assert int(resumed.stderr.split("resuming from step ")[1].split()[0]) > 0
     log = (built / "killed/train_log.jsonl").read_text().splitlines()
-    assert json.loads(log[-1])["step"] == 3000 and not state.exists()
+    assert json.loads(log[-1])["step"] == 800 and not state.exists()
     assert json.loads((built / "killed/model.json").read_text())["round"] == 2
