@@ -144,6 +144,16 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy
     edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=3.0))
     edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=400))
     assert changed() == {"sample-" + bank.replace("/", "-")}  # evaluate follows once the bank changes
+    edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=metrics[0]["num_samples"]))
+
+    # README's way to change a hyperparameter: `dvc exp run -S key=value` re-runs only what reads it
+    run_cmd(["git", "add", "-A"], cwd=repo_copy)
+    run_cmd(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], cwd=repo_copy)
+    exp = run_cmd(["dvc", "exp", "run", "-S", "evaluation.hq_num_std=2.0", target], cwd=repo_copy).stdout
+    assert f"Running stage '{target}'" in exp and "Running stage 'sample-" not in exp
+    assert "Running stage 'train" not in exp
+    after = json.loads((repo_copy / f"results/ci/metrics/{bank}.json").read_text())
+    assert after["hq"] <= metrics[1]["hq"] and after["fd"] == metrics[1]["fd"]
 
 
 @pytest.mark.skipif(not slurm_usable(), reason="needs root, unshare, slurm-wlm and munge (.ci/run installs them)")
