@@ -1,9 +1,11 @@
 """The image DAG end to end on the tiny `ci_images` profile (a generated archive in CIFAR-10's format,
-8x8 crops, a few updates) through Snakemake, and the same jobs planned by DVC."""
+8x8 crops, a few updates: the DDPM teacher's samplers, a distillation teacher with two rounds 8 -> 4 ->
+2 steps, a DDGAN with T = 2) through Snakemake, and the same jobs planned by DVC."""
 import json
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import copy_repo, run_cmd
 from dagtools import dvc_stages, snakemake_plan, use_profile_as_params
@@ -21,24 +23,35 @@ def built(tmp_path_factory):
 
 def test_image_outputs_and_metrics(built):
     out = built / "results/ci_images"
-    for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "figures/fid_vs_time.png",
-                "figures/samples.png", "feature_net.json", "reference/cifar10-feature_net.safetensors"]:
+    for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/distillation.md",
+                "tables/ddgan.md", "figures/fid_vs_time.png", "figures/fid_vs_steps.png", "figures/samples.png",
+                "feature_net.json", "reference/cifar10-feature_net.safetensors"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
-    assert len(df) == 3 and set(df["method"]) == {"ddpm", "ddim"}
+    assert len(df) == 7 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan"}
+    pd_rows = df[df["method"] == "pd"].set_index("model")
+    assert pd_rows["nfe"].to_dict() == {"pd_s4": 4, "pd_s2": 2} and pd_rows["round"].to_dict() == {"pd_s4": 1, "pd_s2": 2}
+    assert set(df[df["model"] == "teacher_pd"]["spec"]) == {"ddim-eta0-uniform-s2"}
+    gan = df[df["method"] == "ddgan"].iloc[0]
+    assert (gan["model"], gan["steps"], gan["nfe"]) == ("ddgan_t2_seed0", 2, 2)
     assert (df["feature_space"] == "feature_net classifier, penultimate layer").all()
     assert df[["fd", "isc", "kid", "precision", "recall"]].notna().all().all()
     assert ((df["isc"] >= 1.0) & (df["isc"] <= 10.0)).all()          # IS over 10 classes lies in [1, 10]
     assert 0.0 <= json.loads((out / "feature_net.json").read_text())["test_accuracy"] <= 1.0
     report = (out / "report.md").read_text()
     assert "Feature space of every number below: feature_net classifier" in report and "13.36" in report
+    assert "## Progressive distillation" in report and "## Denoising Diffusion GAN" in report
+    assert "4.08" in (out / "tables/ddgan.md").read_text()              # the paper's T = 2 FID beside ours
+    assert "4.51" in (out / "tables/distillation.md").read_text()       # the paper's 2-step FID beside ours
 
 
-def test_image_bank_is_uint8_with_the_profiles_shape(built):
+@pytest.mark.parametrize("bank, nfe", [("teacher_ddpm/ddim-eta0-uniform-s10", 10), ("pd_s2/pd-s2", 2),
+                                       ("ddgan_t2_seed0/ddgan-s2", 2)])
+def test_image_bank_is_uint8_with_the_profiles_shape(built, bank, nfe):
     from trilemma.artifacts import load_tensors
-    bank, meta = load_tensors(built / "results/ci_images/samples/teacher_ddpm/ddim-eta0-uniform-s10.safetensors")
-    assert bank["samples"].dtype.is_floating_point is False and tuple(bank["samples"].shape) == (64, 3, 8, 8)
-    assert meta["nfe"] == 10
+    samples, meta = load_tensors(built / f"results/ci_images/samples/{bank}.safetensors")
+    assert samples["samples"].dtype == torch.uint8 and tuple(samples["samples"].shape) == (64, 3, 8, 8)
+    assert meta["nfe"] == nfe
 
 
 def test_second_run_does_nothing_and_metric_settings_rerun_only_evaluation(built):
@@ -48,7 +61,7 @@ def test_second_run_does_nothing_and_metric_settings_rerun_only_evaluation(built
     edit_yaml(prof, lambda c: c["evaluation"]["images"].update(kid_subsets=11))
     counts, _ = snakemake_plan(built, profile="ci_images")
     edit_yaml(prof, lambda c: c["evaluation"]["images"].update(kid_subsets=10))
-    assert counts == {"reference_stats": 1, "evaluate": 3, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"reference_stats": 1, "evaluate": 7, "collect": 1, "report": 1, "all": 1}
 
 
 def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
@@ -59,5 +72,5 @@ def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
     for rule, outs, shell in sm_jobs:
         if rule != "all":
             assert tuple(sorted(outs)) in by_outs and by_outs[tuple(sorted(outs))] in shell, rule
-    assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 1, "sample": 3,
-                      "evaluate": 3, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 3, "distill": 2,
+                      "sample": 7, "evaluate": 7, "collect": 1, "report": 1, "all": 1}

@@ -120,9 +120,10 @@ def test_image_profiles_validate_and_plan_their_jobs():
         return counts
 
     cifar = stages("cifar10")
-    assert cifar["reference_stats"] == 1 and "feature_net" not in cifar and cifar["sample"] == 36
+    # DDPM teacher's grid + PD students and DDIM on teacher_pd (<= 1024 / 256 steps) + DDGAN's T values
+    assert cifar["reference_stats"] == 1 and "feature_net" not in cifar and cifar["sample"] == 36 + 9 + 9 + 4
     fashion = stages("fashion")
-    assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1 and fashion["sample"] == 82
+    assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1 and fashion["sample"] == 82 + 6 + 7 + 1
     jobs = {j.name: j for j in dag.jobs(config.load("fashion", root=REPO))}
     ev = jobs["evaluate-teacher_ddpm-ddim-eta0-quadratic-s4"]
     assert "results/fashion/reference/fashion_mnist-feature_net.safetensors" in ev.deps

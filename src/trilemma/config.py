@@ -127,7 +127,8 @@ def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
         return [f"teacher.model.kind: {kind!r} does not fit data.name {name!r} (images need 'unet', points 'mlp')"]
     if not image:
         return []
-    needed = [f"data.{name}", "evaluation.images", "teacher.model.unet"]
+    needed = [f"data.{name}", "evaluation.images", "teacher.model.unet", "distill.teacher.model.unet",
+              "distill.rounds.hflip", "ddgan.image_model"]
     if (cfg["evaluation"].get("images") or {}).get("extractor") == "feature_net":
         needed.append("feature_net")
     if (cfg["evaluation"].get("images") or {}).get("extractor") == "inception":
@@ -138,6 +139,12 @@ def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
             section(cfg, key)
         except KeyError:
             missing.append(f"{key}: missing (image profiles need it; see config/profiles/fashion.yaml)")
+    t = cfg["distill"]["teacher"]
+    if t["model"]["kind"] != "unet":
+        missing.append(f"distill.teacher.model.kind: {t['model']['kind']!r} on images; the distillation teacher needs 'unet'")
+    if t["parameterization"] == "both":
+        missing.append("distill.teacher.parameterization: 'both' is not available for the U-Net (one output per "
+                       "pixel); use x, eps or v")
     return missing
 
 

@@ -74,7 +74,17 @@ CODE_IMAGES = {
     "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
     "evaluate": _FEATURES,
     "report": [PKG + "reporting/images.py"],
+    # progressive distillation and DDGAN on images: the toy's tasks through image-only stages
+    # (``trilemma train-images`` / ``distill-images``: uint8 batches scaled, networks on the GPU)
+    "train_pd": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/train_images.py"],
+    "distill": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/distill_images.py"],
+    "train_gan": _IMAGES + [PKG + "models/unet.py", PKG + "models/ddgan_images.py", PKG + "training/tasks/images.py",
+                            PKG + "stages/train_images.py"],
+    "sampler:ddgan": [PKG + "models/unet.py", PKG + "models/ddgan_images.py"],
 }
+# The verbs of the training jobs on image profiles (``trilemma.stages.train_images`` and
+# ``distill_images``); the DDPM teacher trains with ``train`` on both kinds of profile.
+IMAGE_VERBS = {"train": "train-images", "distill": "distill-images"}
 
 TEACHER = "teacher_ddpm"
 PD_TEACHER = "teacher_pd"
@@ -124,8 +134,8 @@ def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def is_2d(cfg: Mapping[str, Any]) -> bool:
-    """Progressive distillation and DDGAN are wired for the 2-D profiles; image profiles do not run
-    them yet."""
+    """Guidance and the GAN baselines run on the 2-D profiles only; image profiles run the DDPM
+    teacher's samplers, progressive distillation and DDGAN."""
     from trilemma.data.images import is_image_profile
     return not is_image_profile(cfg)
 
@@ -168,8 +178,6 @@ def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     """Every student with its own N-step DDIM sampler (N <= ``distill.eval.student_max_steps`` if
     set), and DDIM (plus the optional stochastic sampler) on the distillation teacher at the same N,
     for N <= ``distill.eval.baseline_max_steps``."""
-    if not is_2d(cfg):
-        return []
     d = cfg["distill"]
     steps = student_steps(cfg)
     ids = [f"{student(n)}/pd-s{n}" for n in steps if n <= d["eval"].get("student_max_steps", n)]
@@ -203,6 +211,11 @@ def code(cfg: Mapping[str, Any], stage: str) -> list[str]:
     """The code a stage's jobs depend on in this profile (image profiles add their modules)."""
     from trilemma.data.images import is_image_profile
     return CODE.get(stage, []) + (CODE_IMAGES.get(stage, []) if is_image_profile(cfg) else [])
+
+
+def verb(cfg: Mapping[str, Any], name: str) -> str:
+    """The ``trilemma`` verb of a training job: ``train`` / ``distill``, or their image variants."""
+    return IMAGE_VERBS[name] if not is_2d(cfg) else name
 
 
 def image_jobs(cfg: Mapping[str, Any], data: str) -> tuple[list[Job], tuple[str, ...], tuple[str, ...]]:
@@ -250,8 +263,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         ("trilemma", "train", "--profile", p, "--model", TEACHER, "--data", data, "--out", model),
         (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
-    if is_2d(cfg):
-        out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guidance.guided_train_jobs(cfg, data)
+    out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guidance.guided_train_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
@@ -294,7 +306,7 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
         "sample", f"sample-{model_name}-{spec}",
         ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
          "--spec", spec, "--out", bank, *sample_argv),
-        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *CODE[f"sampler:{fam}"]), (bank,),
+        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *code(cfg, f"sampler:{fam}")), (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
     metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model_name, spec=spec)
     evaluate = Job(
@@ -318,9 +330,9 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
     p = cfg["profile"]
     out = [Job("train", f"train-{PD_TEACHER}",
-               ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
+               ("trilemma", verb(cfg, "train"), "--profile", p, "--model", PD_TEACHER, "--data", data,
                 "--out", model_files(cfg, PD_TEACHER)[0]),
-               (data, *CODE["train_pd"]), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
+               (data, *code(cfg, "train_pd")), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
     return out + round_jobs(cfg, data, "distill", PD_TEACHER)
 
 
@@ -330,17 +342,18 @@ GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "gui
 def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:
     """One ``distill`` job per round of a chain (``distill`` or ``guidance``, stage two)."""
     p, out, prev = cfg["profile"], [], first_teacher
+    image_params = () if is_2d(cfg) else ("distill.rounds.hflip",)   # the image batches' flips
     for n in student_steps(cfg, chain):
         name = student(n, chain)
         outs = model_files(cfg, name)
         out.append(Job(
             "distill", f"distill-{name}",
-            ("trilemma", "distill", "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
+            ("trilemma", verb(cfg, "distill"), "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
              "--steps", str(n), "--data", data, "--out", outs[0]),
-            (*model_files(cfg, prev)[:2], data, *CODE["distill"]), outs,
+            (*model_files(cfg, prev)[:2], data, *code(cfg, "distill")), outs,
             ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n, chain), f"{chain}.rounds.batch_size",
              round_key(cfg, "lr", n, chain), f"{chain}.rounds.grad_clip", f"{chain}.rounds.checkpoint_every",
-             f"{chain}.rounds.log_every", *GUIDED_ROUND_PARAMS[chain])))
+             f"{chain}.rounds.log_every", *GUIDED_ROUND_PARAMS[chain], *image_params)))
         prev = name
     return out
 
@@ -353,19 +366,19 @@ GUIDANCE_OUTPUTS = ("guidance", "guidance_tradeoff")
 
 
 def _report_items(cfg: Mapping[str, Any], items: tuple[str, ...], image_items: tuple[str, ...]) -> tuple[str, ...]:
-    """Image profiles write ``image_items`` (distillation, DDGAN and guidance run on 2-D profiles
-    only); 2-D profiles write ``items``, less the guidance ones when ``guidance.enabled`` is false."""
+    """Image profiles write ``image_items`` (guidance runs on 2-D profiles only); 2-D profiles write
+    ``items``, less the guidance ones when ``guidance.enabled`` is false."""
     if not is_2d(cfg):
         return image_items
     return items if guidance.guidance_on(cfg) else tuple(i for i in items if i not in GUIDANCE_OUTPUTS)
 
 
 def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return _report_items(cfg, TABLES, ("ddim", "fast_sampling"))
+    return _report_items(cfg, TABLES, ("ddim", "fast_sampling", "distillation", "ddgan"))
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return _report_items(cfg, FIGURES, ("fid_vs_time", "samples"))
+    return _report_items(cfg, FIGURES, ("fid_vs_time", "samples", "fid_vs_steps"))
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
@@ -403,7 +416,8 @@ def gan_models(cfg: Mapping[str, Any]) -> list[tuple[str, str, int, int]]:
     first, rest = d["seeds"][0], d["seeds"][1:]
     out = [(paths.gan_model("ddgan", first, T), "ddgan", T, first) for T in d["steps"]]
     out += [(paths.gan_model("ddgan", s, d["coverage_steps"]), "ddgan", d["coverage_steps"], s) for s in rest]
-    out += [(paths.gan_model(m, s), m, 1, s) for m in d["baselines"]["methods"] for s in d["seeds"]]
+    baselines = d["baselines"]["methods"] if is_2d(cfg) else []   # image profiles: DDGAN only
+    out += [(paths.gan_model(m, s), m, 1, s) for m in baselines for s in d["seeds"]]
     return out
 
 
@@ -412,8 +426,6 @@ def gan_spec(method: str, steps: int) -> str:
 
 
 def gan_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    if not is_2d(cfg):
-        return []
     return [f"{model}/{gan_spec(method, T)}" for model, method, T, _ in gan_models(cfg)]
 
 
@@ -424,12 +436,12 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     out = []
     for model, method, T, _ in gan_models(cfg):
         weights, model_cfg = (paths.fmt(x, profile=p, model=model) for x in (paths.MODEL, paths.MODEL_CONFIG))
-        params = ["ddgan.schedule", "ddgan.model", "ddgan.train"]
+        params = ["ddgan.schedule", "ddgan.model" if is_2d(cfg) else "ddgan.image_model", "ddgan.train"]
         params += ["ddgan.baselines.wgan_gp"] if method == "wgan_gp" else []
         out.append(Job(
             "train", f"train-{model}",
-            ("trilemma", "train", "--profile", p, "--model", model, "--data", data, "--out", weights),
-            (data, *CODE["train_gan"], *CODE.get(f"train_gan:{method}", [])),
+            ("trilemma", verb(cfg, "train"), "--profile", p, "--model", model, "--data", data, "--out", weights),
+            (data, *code(cfg, "train_gan"), *CODE.get(f"train_gan:{method}", [])),
             (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)), tuple(params)))
     return out
 

@@ -14,7 +14,13 @@ official TF code (``diffusion_tf/models/unet.py``) and its PyTorch port in DDIM 
   the forward pass as an option.  CPU always runs in float32.
 
 The ``cifar10`` preset is the paper's 35.7M-parameter configuration (ch 128, ch_mult (1,2,2,2),
-2 res blocks per level, attention at 16x16, dropout 0.1).
+2 res blocks per level, attention at 16x16, dropout 0.1).  ``pd_cifar10`` is progressive
+distillation's CIFAR-10 teacher (Salimans & Ho 2022, reference ``config/cifar_base.py``: ch 256,
+ch_mult (1,1,1), 3 res blocks, attention at 16 and 8, dropout 0.2; our res blocks resample with plain
+convolutions, not BigGAN-style, and attention has one head as the reference's).
+
+``build_unet`` builds every image network of ``kind: unet`` in model.json: the U-Net, or with
+``arch: ddgan_generator`` the Denoising Diffusion GAN's image generator (``models/ddgan_images.py``).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from trilemma.models.embedding import sinusoidal_embedding
 PRESETS = {
     "cifar10": {"ch": 128, "ch_mult": [1, 2, 2, 2], "num_res_blocks": 2, "attn_resolutions": [16], "dropout": 0.1},
     "fashion": {"ch": 64, "ch_mult": [1, 2, 2], "num_res_blocks": 2, "attn_resolutions": [14], "dropout": 0.1},
+    "pd_cifar10": {"ch": 256, "ch_mult": [1, 1, 1], "num_res_blocks": 3, "attn_resolutions": [16, 8], "dropout": 0.2},
     "tiny": {"ch": 16, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [4], "dropout": 0.0},
 }
 ARCH_KEYS = ("ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout")
@@ -173,15 +180,7 @@ class UNet(nn.Module):
             if self._compiled is None:
                 self._compiled = torch.compile(self._forward)
             fn = self._compiled
-        if not x.is_cuda:
-            return fn(x, t, cond)
-        if self.channels_last:
-            if not self.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
-                self.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            out = fn(x, t, cond)
-        return out.float().contiguous()
+        return cuda_forward(self, fn, x, t, cond)
 
     def __deepcopy__(self, memo):
         """EMA copies: everything but the compiled function (recompiled lazily by the copy)."""
@@ -192,8 +191,26 @@ class UNet(nn.Module):
         return clone
 
 
-def build_unet(model_cfg: dict, data_dim) -> UNet:
-    """``model_cfg["unet"]``: preset name + overrides; ``data_dim``: [C, H, W] of the dataset."""
+def cuda_forward(module: nn.Module, fn, x: torch.Tensor, *args) -> torch.Tensor:
+    """``fn(x, *args)``; on CUDA in channels-last memory format and under bf16 autocast when the
+    module's flags say so, returning float32.  CPU always runs in float32."""
+    if not x.is_cuda:
+        return fn(x, *args)
+    if module.channels_last:
+        if not module.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
+            module.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=module.bf16):
+        out = fn(x, *args)
+    return out.float().contiguous()
+
+
+def build_unet(model_cfg: dict, data_dim) -> nn.Module:
+    """``model_cfg["unet"]``: preset name + overrides; ``data_dim``: [C, H, W] of the dataset.
+    ``model_cfg["arch"] == "ddgan_generator"``: the DDGAN image generator instead."""
+    if model_cfg.get("arch") == "ddgan_generator":
+        from trilemma.models.ddgan_images import build_generator
+        return build_generator(model_cfg, data_dim)
     u = model_cfg.get("unet") or {}
     arch = resolve(u)
     c, h, _ = data_dim

@@ -19,7 +19,7 @@ def chain_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return students, ddim
 
 
-def distillation_frame(df: pd.DataFrame) -> pd.DataFrame:
+def distillation_frame(df: pd.DataFrame, metrics: list[str] = METRICS) -> pd.DataFrame:
     students, ddim = chain_rows(df)
     paper = paper_numbers()
     paper = paper[paper["paper"].str.startswith("Progressive Distillation") & (paper["table"] == "Table 2")
@@ -30,7 +30,7 @@ def distillation_frame(df: pd.DataFrame) -> pd.DataFrame:
     for n in steps:
         row = {"steps": int(n), "round": _round(students, n)}
         for label, part in (("PD", students), ("DDIM", ddim)):
-            for m in METRICS:
+            for m in metrics:
                 row[f"{label} {m}"] = part.loc[n, m] if n in part.index else None
         row["paper PD FID (CIFAR-10)"] = paper_fid.get(int(n))
         rows.append(row)
@@ -60,7 +60,7 @@ def distillation_table(df: pd.DataFrame, headline: int) -> str:
     return "\n".join(lines)
 
 
-def fid_vs_steps(df: pd.DataFrame, path, *, dpi: int) -> None:
+def fid_vs_steps(df: pd.DataFrame, path, *, dpi: int, ylabel: str = "Fréchet distance (2-D coordinates)") -> None:
     """FD against sampling steps on a log2 axis: distilled vs DDIM on the same teacher (Fig. 4)."""
     _theme()
     students, ddim = chain_rows(df)
@@ -72,7 +72,7 @@ def fid_vs_steps(df: pd.DataFrame, path, *, dpi: int) -> None:
                      errorbar=None, sort=True, ax=ax)
         sns.move_legend(ax, "upper right", title=None, fontsize=7)
     ax.set_xscale("log", base=2)
-    ax.set(yscale="log", xlabel="sampling steps", ylabel="Fréchet distance (2-D coordinates)",
+    ax.set(yscale="log", xlabel="sampling steps", ylabel=ylabel,
            title="Distilled vs undistilled DDIM, same teacher (PD Fig. 4 layout)")
     fig.savefig(path, dpi=dpi, **SAVE)
     plt.close(fig)

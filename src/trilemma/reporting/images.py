@@ -1,5 +1,7 @@
-"""The image profiles' sample figure: one grid of uint8 images per panel (real data first), in the
-layout of the papers' sample figures (DDPM Fig. 1, DDGAN Fig. 1), byte-stable like every figure."""
+"""What the image profiles' report adds: the sample figure (one grid of uint8 images per panel, real
+data first, in the layout of the papers' sample figures, DDPM Fig. 1 and DDGAN Fig. 1, byte-stable like
+every figure), and ``distillation.md`` (PD Table 2 / Fig. 4) and ``ddgan.md`` (DDGAN Table 2) with
+FID, IS, KID and precision/recall in the profile's feature space instead of the toy's mode counts."""
 from __future__ import annotations
 
 import math
@@ -10,7 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from trilemma.reporting import ddgan, distillation  # noqa: E402  (their row selections)
 from trilemma.reporting.figures import SAVE  # noqa: E402
+from trilemma.reporting.tables import _md, paper_numbers  # noqa: E402
+
+METRICS = ["nfe", "fd", "isc", "kid", "precision", "recall"]
 
 
 def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor:
@@ -39,3 +45,79 @@ def image_grid(panels: list[tuple[str, torch.Tensor]], path, *, dpi: int) -> Non
         ax.set_title(title, fontsize=7)
     fig.savefig(path, dpi=dpi, **SAVE)
     plt.close(fig)
+
+
+def distillation_table(df, headline: int, space: str) -> str:
+    """Every student with its own N-step DDIM (PD) against DDIM on the same teacher (DDIM), FID in
+    the profile's features; the paper's CIFAR-10 FIDs (Table 2) in their own column."""
+    students, ddim = distillation.chain_rows(df)
+    lines = ["Progressive distillation (Salimans & Ho 2022, Algorithm 2): the N-step student of each round "
+             "with its own N-step DDIM sampler (PD) against DDIM with N steps on the same distillation teacher "
+             f"(DDIM; up to `distill.eval.baseline_max_steps`). fd = FID, isc = IS, kid = KID, all in {space}. "
+             "The paper's CIFAR-10 FIDs (Table 2; source: src/trilemma/reporting/paper_numbers.csv, after "
+             "methods.md §5.4) are printed in their own column.", "",
+             _md(distillation.distillation_frame(df, METRICS)), ""]
+    if headline in students.index:
+        s = students.loc[headline]
+        line = f"**Headline, {headline} steps:** student FID {s['fd']:.4g}, IS {s['isc']:.3g}"
+        if headline in ddim.index:
+            d = ddim.loc[headline]
+            line += f"; DDIM on the same teacher FID {d['fd']:.4g} (student/DDIM = {s['fd'] / d['fd']:.3f})"
+        lines += [line + ".", ""]
+    return "\n".join(lines)
+
+
+def ddgan_table(df, ddgan_cfg: dict, device: str, space: str) -> str:
+    """DDGAN's T ablation (Table 2 layout) with the paper's CIFAR-10 FID and recall beside ours."""
+    rows = ddgan.gan_rows(df)
+    rows = rows[(rows["method"] == "ddgan") & (rows["train_seed"].astype(int) == ddgan_cfg["seeds"][0])]
+    rows = rows.sort_values("steps")
+    paper = paper_numbers()
+    paper = paper[paper["paper"].str.startswith("DDGAN") & (paper["table"] == "Table 2")]
+    paper = paper.pivot_table(index="steps", columns="metric", values="value", aggfunc="first")
+    out = rows[["steps", "nfe", "time_per_100_s", "fd", "isc", "kid", "precision", "recall"]].rename(columns={
+        "steps": "T", "nfe": "NFE", "time_per_100_s": "Time / 100 (s)", "fd": "FID", "isc": "IS", "kid": "KID",
+        "precision": "Precision", "recall": "Recall"})
+    for metric in ("FID", "Recall"):
+        out[f"paper {metric} (CIFAR-10)"] = [paper[metric].get(t) if metric in paper else None for t in out["T"]]
+    lines = [f"**T ablation (DDGAN Table 2 layout)**: ours (training seed {ddgan_cfg['seeds'][0]}; FID, IS, KID "
+             f"and precision/recall in {space}; time per 100 samples on {device}) beside the paper's CIFAR-10 "
+             "FID and recall (source: src/trilemma/reporting/paper_numbers.csv, after methods.md §4.3; "
+             "secondary copies of the paper).", "", _md(out), ""]
+    return "\n".join(lines + _speed_line(df, rows[rows["steps"] == ddgan_cfg["coverage_steps"]]) + [""])
+
+
+def _speed_line(df, head) -> list[str]:
+    """DDGAN's time per 100 samples against the DDPM teacher's longest chain on the same device."""
+    ddpm = df[(df["method"] == "ddpm") & (df["model"] == "teacher_ddpm")]
+    if not len(head) or not len(ddpm):
+        return []
+    full, d = ddpm.sort_values("steps").iloc[-1], head.iloc[0]
+    ratio = float(full["time_per_100_s"]) / float(d["time_per_100_s"])
+    return [f"- Speed: DDGAN T={int(d['steps'])} takes {d['time_per_100_s']:.4g} s per 100 samples, the DDPM "
+            f"teacher's {int(full['steps'])}-step chain {float(full['time_per_100_s']):.4g} s on the same device: "
+            f"{ratio:.0f}× faster (paper, CIFAR-10 on a V100: 0.21 s vs DDPM's 1000 steps 80.5 s, about 380×)."]
+
+
+def method_sections(cfg: dict, tables: dict[str, str], figures: dict[str, str], space: str) -> str:
+    """The report's sections for progressive distillation and DDGAN on images, each with its setup."""
+    t, r, g = cfg["distill"]["teacher"], cfg["distill"]["rounds"], cfg["ddgan"]
+    gen = g["image_model"]["generator"]
+    return "\n".join([
+        "## Progressive distillation (PD Table 2 / Fig. 4 layout)", "",
+        f"Setup: the distillation teacher is a U-Net (preset `{t['model']['unet']['preset']}`) in continuous time "
+        f"on the cosine logSNR schedule, {t['parameterization']}-prediction with `{t['weighting']}` weighting, "
+        f"{t['train']['samples']:,} training samples (EMA weights); rounds {cfg['distill']['start_steps']} → "
+        f"{cfg['distill']['final_steps']} steps at batch {r['batch_size']}, updates and peak LR per round in "
+        "`distill.rounds` (annealed linearly to 0, no EMA, dropout 0).", "",
+        tables["distillation"], "",
+        f"![FID vs steps]({figures['fid_vs_steps']})", "",
+        f"FID ({space}) against sampling steps (log axes): each distilled student with its own DDIM "
+        "against DDIM on the undistilled teacher (PD Fig. 4 layout).", "",
+        "## Denoising Diffusion GAN", "",
+        f"Setup: G(x_t, z, t) predicts x0 (U-Net with adaptive group norm from a mapping network of z, nz = "
+        f"{g['image_model']['nz']}, ch {gen['ch']}, ch_mult {gen['ch_mult']}), D(x_(t-1), x_t, t) the official "
+        f"small discriminator (ngf {g['image_model']['discriminator']['ngf']}); {g['train']['samples']:,} training "
+        f"samples at batch {g['train']['batch_size']}, R1 γ = {g['train']['r1_gamma']} every "
+        f"{g['train']['lazy_reg']} steps, EMA {g['train']['ema_decay']} on G.", "",
+        tables["ddgan"], ""])

@@ -68,22 +68,25 @@ def run_images(args, cfg, df, device):
     """The image profiles' report: the same tables and figures, sample grids instead of scatter plots."""
     from trilemma.artifacts import load_json
     from trilemma.models.registry import build_model
-    from trilemma.reporting.images import image_grid
+    from trilemma.reporting import images
 
     p, rep = cfg["profile"], cfg["report"]
     space = str(df["feature_space"].iloc[0]) if len(df) else "unknown"
     table_text = {
-        "ddim": tables.ddim_table(df, feature_space=space, profile=p),
+        "ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], feature_space=space, profile=p),
         "fast_sampling": tables.fast_sampling_table(
             df, rep["fast_sampling"], device, columns=tables.IMAGE_FAST_COLUMNS,
             intro=f"Ours, {p} profile: time per 100 samples measured on {device}; FID, IS and KID in "
-                  f"{space}; precision/recall (Kynkäänniemi et al.) in the same features.")}
+                  f"{space}; precision/recall (Kynkäänniemi et al.) in the same features."),
+        "distillation": images.distillation_table(df, cfg["distill"]["headline_steps"], space),
+        "ddgan": images.ddgan_table(df, cfg["ddgan"], device, space)}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
     fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.report_figures(cfg)}
     for path in fig.values():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device, ylabel=f"FID ({space})")
+    distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"], ylabel=f"FID ({space})")
     data, dmeta = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep.get("grid_images", 64)
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")
@@ -93,12 +96,14 @@ def run_images(args, cfg, df, device):
         x, _ = load_tensors(paths.fmt(paths.BANK, profile=p, model=model, spec=spec))
         r = keyed.loc[bank]
         panels.append((f"{r['sampler']}\nNFE {int(r['nfe'])}, FID {r['fd']:.3g}", x["samples"][:n]))
-    image_grid(panels, fig["samples"], dpi=rep["dpi"])
+    images.image_grid(panels, fig["samples"], dpi=rep["dpi"])
     summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=p)
     facts = {"feature_space": space, "reference": str(df["reference"].iloc[0]) if len(df) else "unknown",
              "params": sum(t.numel() for t in build_model(cfg["teacher"]["model"], dmeta["data_dim"]).parameters()),
              "feature_net": load_json(summary) if os.path.exists(summary) else None}
     out_dir = Path(args.out).parent
     rel = {k: os.path.relpath(v, out_dir) for k, v in fig.items()}
-    _write_text(args.out, report.assemble_images(cfg, df, table_text, rel, facts))
+    teacher = df[df["model"] == dag.TEACHER]   # the DDPM teacher's findings; PD and DDGAN have their sections
+    _write_text(args.out, report.assemble_images(cfg, teacher, table_text, rel, facts)
+                + images.method_sections(cfg, table_text, rel, space))
     print(f"wrote {args.out}, {len(table_text)} tables, {len(fig)} figures")
