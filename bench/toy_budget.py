@@ -67,7 +67,9 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd[:6])} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -84,17 +86,18 @@ def main():
     targets = family_targets(cfg)
     work = Path(tempfile.mkdtemp(prefix="toy_budget-"))
     repo = copy_tree(work / "repo")
-    snakemake = ["snakemake", "--cores", str(args.cores), "--config", f"profile={args.profile}", "--quiet", "all"]
+    def snakemake(*targets):  # targets before --config, which takes every word after it
+        return ["snakemake", "--cores", str(args.cores), *targets, "--config", f"profile={args.profile}"]
     load = os.getloadavg()[0]
     fetch = dag.jobs(cfg)[0]
     assert fetch.stage == "fetch_data"
-    rows = [("data", "-", *timed(snakemake[:-1] + list(fetch.outs), repo), None)]
+    rows = [("data", "-", *timed(snakemake(*fetch.outs), repo), None)]
     families = args.families.split(",")
     for name in families:
         if targets[name]:
-            rows.append((name, len(targets[name]), *timed(snakemake[:-1] + targets[name], repo), FAMILIES[name][1]))
+            rows.append((name, len(targets[name]), *timed(snakemake(*targets[name]), repo), FAMILIES[name][1]))
     if set(families) >= {name for name, t in targets.items() if t}:  # everything built: only these two are left
-        rows.append(("collect + report", "-", *timed(snakemake, repo), None))
+        rows.append(("collect + report", "-", *timed(snakemake("all"), repo), None))
     if "skeleton" in families and rows[-1][0] == "collect + report":
         parts = [r for r in rows if r[0] in ("data", "skeleton", "collect + report")]
         rows.append(("skeleton + data + report", "-", sum(r[2] for r in parts), sum(r[3] for r in parts),
