@@ -64,18 +64,22 @@ def run_cmd(args, cwd, check=True, timeout=900, env=None):
     return proc
 
 
-def signal_when_ready(cmd, cwd, ready, sig=signal.SIGKILL, env=None, timeout=120):
+def signal_when_ready(cmd, cwd, ready, sig=signal.SIGKILL, env=None, timeout=120, group=False):
     """Start ``cmd``, wait until ``ready()`` is true (e.g. a resume checkpoint exists), send ``sig``
     and wait for the process to end: how the tests kill a job mid-way.  Returns (returncode, stderr).
+    ``group``: start ``cmd`` in a new session and signal its whole process group.
     Fails when the job ends on its own first (make the run longer then)."""
     full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=group)
     deadline = time.time() + timeout
     while not ready() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, f"{cmd[:2]} finished before it could be signalled: make the run longer"
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     return proc.returncode, err
 

@@ -1,20 +1,29 @@
 """Data parallelism in the one training loop: 2 gloo ranks on CPU under torchrun follow the 1-rank
-run with the same global batch (parameters within float tolerance after the same samples seen)."""
+run with the same global batch (parameters within float tolerance after the same samples seen), and
+a 2-rank run killed mid-way resumes to the weights of the uninterrupted 2-rank run."""
+import json
 import os
+import re
 import shutil
+import signal
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import run_cmd
+from conftest import copy_repo, run_cmd, signal_when_ready
 from trilemma.artifacts import load_tensors
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                       reason="runs torchrun inside a private network namespace (needs root and unshare)"),
+                       reason="runs torchrun inside private network and PID namespaces (needs root and unshare)"),
 ]
+
+ENV = {"OMP_NUM_THREADS": "1"}
+STATE = "results/ci/.resume/teacher_ddpm/state.pt"
 
 
 def train_cmd(out):
@@ -22,21 +31,99 @@ def train_cmd(out):
             "--data", "results/ci/data/gauss25.safetensors", "--out", out, "--no-progress"]
 
 
-def test_two_gloo_ranks_match_one_rank(repo_copy):
-    env = {"OMP_NUM_THREADS": "1"}
+def torchrun_cmd(out, *torchrun_args):
+    """Two gloo ranks under torchrun.  Its rendezvous and gloo open sockets: keep them on a private
+    loopback-only network.  And a private PID namespace whose init is torchrun (``--kill-child``:
+    also when only unshare dies): torchrun starts every worker in a session of its own, so killing
+    the launch's process group leaves the workers running, and they would go on training and publish
+    the model; when the namespace's init dies the kernel kills everything in it, as a Slurm job's
+    cgroup does."""
+    return ["unshare", "--net", "--pid", "--kill-child", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            *torchrun_args, *train_cmd(out)]
+
+
+@pytest.fixture(scope="module")
+def ci_runs(tmp_path_factory):
+    """A repository copy with the ci data, a 1-rank run (``one/``) and an uninterrupted 2-rank run
+    (``two/``) of the ci teacher; the 2-rank run's process result."""
+    repo = copy_repo(tmp_path_factory.mktemp("ddp") / "repo")
     run_cmd(["trilemma", "fetch-data", "--profile", "ci", "--dataset", "gauss25",
-             "--out", "results/ci/data/gauss25.safetensors"], cwd=repo_copy)
-    run_cmd([sys.executable, *train_cmd("one/model.safetensors")], cwd=repo_copy, env=env)
-    # torchrun's rendezvous and gloo open sockets: keep them on a private loopback-only network.
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    proc = run_cmd(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                    *torchrun, *train_cmd("two/model.safetensors")], cwd=repo_copy, env=env)
-    one, _ = load_tensors(repo_copy / "one/model.safetensors")
-    two, _ = load_tensors(repo_copy / "two/model.safetensors")
+             "--out", "results/ci/data/gauss25.safetensors"], cwd=repo)
+    run_cmd([sys.executable, *train_cmd("one/model.safetensors")], cwd=repo, env=ENV)
+    proc = run_cmd(torchrun_cmd("two/model.safetensors"), cwd=repo, env=ENV)
+    return repo, proc
+
+
+def test_two_gloo_ranks_match_one_rank(ci_runs):
+    repo, proc = ci_runs
+    one, _ = load_tensors(repo / "one/model.safetensors")
+    two, _ = load_tensors(repo / "two/model.safetensors")
     assert one.keys() == two.keys()
     for k in one:
         assert torch.allclose(one[k], two[k], rtol=1e-4, atol=1e-5), (k, (one[k] - two[k]).abs().max())
     assert not torch.equal(one["inp.weight"], torch.zeros_like(one["inp.weight"]))
-    log = (repo_copy / "two/train_log.jsonl").read_text().splitlines()
+    log = (repo / "two/train_log.jsonl").read_text().splitlines()
     assert log and '"samples_seen": 40000' in log[-1]  # the global batch, not 2x
     assert "wrote two/model.safetensors" in proc.stdout and proc.stdout.count("wrote two/") == 1
+
+
+def processes_in(cwd: Path) -> dict[int, str]:
+    """The live processes working in ``cwd``: pid -> command line."""
+    found = {}
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and Path(os.readlink(d / "cwd")) == cwd:
+                found[int(d.name)] = (d / "cmdline").read_text().replace("\0", " ")
+        except OSError:  # gone, or a zombie
+            pass
+    return found
+
+
+def test_killed_two_rank_training_resumes_to_the_uninterrupted_weights(ci_runs, tmp_path):
+    base, _ = ci_runs
+    repo = (tmp_path / "repo").resolve()
+    shutil.copytree(base, repo)
+    out, state = repo / "three/model.safetensors", repo / STATE
+    assert not state.exists()  # the uninterrupted 2-rank run cleared its resume state
+    # --tee 2: the ranks' stderr reaches ours prefixed with their rank ("[default0]:").
+    cmd = torchrun_cmd("three/model.safetensors", "--tee", "2", "--log-dir", str(tmp_path / "torchrun-logs"))
+    running = {}
+
+    def ready():  # the first checkpoint is written: note the launch's processes, then kill them
+        if state.exists():
+            running.update(processes_in(repo))
+        return bool(running)
+
+    rc, _ = signal_when_ready(cmd, repo, ready, sig=signal.SIGKILL, env=ENV, group=True)
+    assert rc == -signal.SIGKILL
+    assert sum(" -u -m trilemma train " in c for c in running.values()) == 2, running  # both ranks seen
+    # No rank outlives the launch (a moment for the kernel to tear the namespace down; the 150
+    # remaining steps take far longer, so an orphan rank is still running then).
+    deadline = time.time() + 2
+    while (left := processes_in(repo)) and time.time() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, left
+    assert not out.exists() and state.exists()
+
+    resumed = run_cmd(cmd, cwd=repo, env=ENV)
+    starts = {rank: [int(s) for s in re.findall(rf"\[default{rank}\]:\[train teacher_ddpm\] resuming from step (\d+)",
+                                                resumed.stderr)] for rank in (0, 1)}
+    assert len(starts[0]) == 1 and 0 < starts[0][0] < 200, resumed.stderr[-4000:]
+    assert starts[1] == starts[0]  # the ranks agree on the step they resume from
+    assert "wrote three/model.safetensors" in resumed.stdout and resumed.stdout.count("wrote three/") == 1
+    assert not state.exists()
+
+    log = [json.loads(line) for line in (out.parent / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(20, 201, 20))  # no record lost or repeated
+    assert all(r["samples_seen"] == 200 * r["step"] for r in log)  # the global batch, not 2x
+
+    one, _ = load_tensors(base / "one/model.safetensors")
+    two, _ = load_tensors(base / "two/model.safetensors")
+    three, _ = load_tensors(out)
+    assert three.keys() == two.keys() == one.keys()
+    for k in three:
+        assert torch.equal(three[k], two[k]), (k, (three[k] - two[k]).abs().max())
+        assert torch.allclose(one[k], three[k], rtol=1e-4, atol=1e-5), (k, (one[k] - three[k]).abs().max())
