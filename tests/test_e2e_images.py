@@ -1,6 +1,7 @@
 """The image DAG end to end on the tiny `ci_images` profile (a generated archive in CIFAR-10's format,
 8x8 crops, a few updates: the DDPM teacher's samplers, a distillation teacher with two rounds 8 -> 4 ->
-2 steps, a DDGAN with T = 2) through Snakemake, and the same jobs planned by DVC."""
+2 steps, a DDGAN with T = 2, a CFG teacher -> guided stage one -> one stage-two round 4 -> 2 at w = 1)
+through Snakemake, and the same jobs planned by DVC."""
 import json
 
 import pandas as pd
@@ -24,11 +25,11 @@ def built(tmp_path_factory):
 def test_image_outputs_and_metrics(built):
     out = built / "results/ci_images"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/distillation.md",
-                "tables/ddgan.md", "figures/fid_vs_time.png", "figures/fid_vs_steps.png", "figures/samples.png",
+                "tables/ddgan.md", "tables/guidance.md", "figures/fid_vs_time.png", "figures/fid_vs_steps.png", "figures/samples.png",
                 "feature_net.json", "reference/cifar10-feature_net.safetensors"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
-    assert len(df) == 7 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan"}
+    assert len(df) == 10 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan", "cfg", "guided_pd"}
     pd_rows = df[df["method"] == "pd"].set_index("model")
     assert pd_rows["nfe"].to_dict() == {"pd_s4": 4, "pd_s2": 2} and pd_rows["round"].to_dict() == {"pd_s4": 1, "pd_s2": 2}
     assert set(df[df["model"] == "teacher_pd"]["spec"]) == {"ddim-eta0-uniform-s2"}
@@ -45,8 +46,26 @@ def test_image_outputs_and_metrics(built):
     assert "4.51" in (out / "tables/distillation.md").read_text()       # the paper's 2-step FID beside ours
 
 
+def test_guidance_rows_and_table_on_images(built):
+    out = built / "results/ci_images"
+    df = pd.read_csv(out / "metrics.csv")
+    g = df[df["method"].isin(["cfg", "guided_pd"])].set_index("spec")
+    # the CFG teacher at its reference steps and at the student's steps (2 NFE per step), the student at 1
+    assert g["model"].to_dict() == {"cfg-w1-s8": "teacher_cfg", "cfg-w1-s2": "teacher_cfg", "gpd-w1-s2": "guided_s2"}
+    assert g["nfe"].to_dict() == {"cfg-w1-s8": 16, "cfg-w1-s2": 4, "gpd-w1-s2": 2}
+    assert (g["w"] == 1.0).all() and g[["fd", "isc", "kid", "precision", "recall"]].notna().all().all()
+    assert g["class_consistency"].isna().all() and g["fd_to_teacher"].isna().all()   # 2-D profiles only
+    table = (out / "tables/guidance.md").read_text()
+    assert "CFG teacher at 8 steps, guided student at 2 steps" in table and "**FID, w × steps**" in table
+    assert f"{g.loc['gpd-w1-s2', 'fd']:.4g}" in table
+    assert "## Classifier-free guidance and guided distillation" in (out / "report.md").read_text()
+    from trilemma.artifacts import load_model
+    _, info = load_model(built / "results/ci_images/models/guided_s2")
+    assert info["method"] == "guided_pd" and info["model"]["unet"]["w_cond"] and info["model"]["num_classes"] == 10
+
+
 @pytest.mark.parametrize("bank, nfe", [("teacher_ddpm/ddim-eta0-uniform-s10", 10), ("pd_s2/pd-s2", 2),
-                                       ("ddgan_t2_seed0/ddgan-s2", 2)])
+                                       ("ddgan_t2_seed0/ddgan-s2", 2), ("guided_s2/gpd-w1-s2", 2)])
 def test_image_bank_is_uint8_with_the_profiles_shape(built, bank, nfe):
     from trilemma.artifacts import load_tensors
     samples, meta = load_tensors(built / f"results/ci_images/samples/{bank}.safetensors")
@@ -61,7 +80,7 @@ def test_second_run_does_nothing_and_metric_settings_rerun_only_evaluation(built
     edit_yaml(prof, lambda c: c["evaluation"]["images"].update(kid_subsets=11))
     counts, _ = snakemake_plan(built, profile="ci_images")
     edit_yaml(prof, lambda c: c["evaluation"]["images"].update(kid_subsets=10))
-    assert counts == {"reference_stats": 1, "evaluate": 7, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"reference_stats": 1, "evaluate": 10, "collect": 1, "guidance_table": 1, "report": 1, "all": 1}
 
 
 def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
@@ -72,5 +91,6 @@ def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
     for rule, outs, shell in sm_jobs:
         if rule != "all":
             assert tuple(sorted(outs)) in by_outs and by_outs[tuple(sorted(outs))] in shell, rule
-    assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 3, "distill": 2,
-                      "sample": 7, "evaluate": 7, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 4, "distill": 3,
+                      "guided_stage1": 1, "sample": 10, "evaluate": 10, "collect": 1, "guidance_table": 1,
+                      "report": 1, "all": 1}

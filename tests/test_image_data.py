@@ -121,9 +121,15 @@ def test_image_profiles_validate_and_plan_their_jobs():
 
     cifar = stages("cifar10")
     # DDPM teacher's grid + PD students and DDIM on teacher_pd (<= 1024 / 256 steps) + DDGAN's T values
-    assert cifar["reference_stats"] == 1 and "feature_net" not in cifar and cifar["sample"] == 36 + 9 + 9 + 4
+    # + guidance: CFG teacher at the reference steps and the 4-step student for 5 w, then for 3 grid w the
+    # teacher at the grid steps, the other grid students and the stochastic sampler
+    assert cifar["reference_stats"] == 1 and "feature_net" not in cifar
+    assert cifar["sample"] == 36 + 9 + 9 + 4 + (5 + 5 + 3 * 3 + 3 * 2 + 3)
+    assert cifar["guided_stage1"] == 1 and cifar["distill"] == 11 + 8 and cifar["guidance_table"] == 1
     fashion = stages("fashion")
-    assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1 and fashion["sample"] == 82 + 6 + 7 + 1
+    assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1
+    assert fashion["sample"] == 82 + 6 + 7 + 1 + (5 + 5 + 3 * 2 + 3 * 1 + 3)
+    assert fashion["guided_stage1"] == 1 and fashion["distill"] == 6 + 4 and fashion["guidance_table"] == 1
     jobs = {j.name: j for j in dag.jobs(config.load("fashion", root=REPO))}
     ev = jobs["evaluate-teacher_ddpm-ddim-eta0-quadratic-s4"]
     assert "results/fashion/reference/fashion_mnist-feature_net.safetensors" in ev.deps
@@ -144,6 +150,45 @@ def test_image_settings_must_fit_the_dataset():
         config.validate(no_fn)
     toy = config.load(root=REPO)
     assert "feature_net" not in toy and "images" not in toy["evaluation"]       # optional for the toy
+    g = cfg["guidance"]
+    with_cg = {**cfg, "guidance": {**g, "eval": {**g["eval"], "classifier_scales": [1.0]}}}
+    with pytest.raises(config.ConfigError, match="classifier guidance is not built for image profiles"):
+        config.validate(with_cg)
+    mlp_cfg = {**cfg, "guidance": {**g, "teacher": {**g["teacher"], "model": toy["guidance"]["teacher"]["model"]}}}
+    with pytest.raises(config.ConfigError, match="guidance.teacher.model: image profiles need"):
+        config.validate(mlp_cfg)
+
+
+def test_w_conditioned_unet_student_starts_as_the_cfg_teachers_conditional_model():
+    """Guided stage one on images: the U-Net with w_cond, every teacher weight copied, equals the
+    teacher's conditional prediction at initialisation for any w (the w embedding ends at zero)."""
+    from trilemma.diffusion.denoiser import Denoiser
+    from trilemma.diffusion.schedules import schedule_from_config
+    from trilemma.models.registry import build_model
+    from trilemma.stages.guided_stage1_images import w_unet_student
+
+    torch.manual_seed(0)
+    # ch 64: GroupNorm(32) sees 2 channels per group (with the tiny preset's ch 16 every group is one
+    # channel, which normalises the per-channel embedding shift away)
+    model = {"kind": "unet", "num_classes": 10, "unet": {"preset": "tiny", "ch": 64, "num_classes": 10}}
+    info = {"model": model, "data_dim": [3, 8, 8], "parameterization": "x"}
+    sched = schedule_from_config({"name": "cosine_logsnr", "logsnr_min": -20.0, "logsnr_max": 20.0})
+    teacher = Denoiser(build_model(model, [3, 8, 8]).eval(), sched, "x")
+    for p in teacher.net.parameters():          # move off the zero-initialised output layers
+        p.data.add_(0.2 * torch.randn_like(p))
+    student, student_model = w_unet_student(teacher, info)
+    assert student_model["unet"]["w_cond"] and student_model["num_classes"] == 10
+    x, t, y = torch.randn(4, 3, 8, 8), torch.full((4,), 0.5, dtype=torch.float64), torch.arange(4)
+    with torch.no_grad():
+        want = teacher(x, t, {"y": y})[0]
+        got = student.eval()(x, t, {"y": y, "w": torch.tensor([0.0, 1.0, 2.5, 4.0])})[0]
+    assert torch.allclose(got, want, atol=1e-5)
+    last = student.net.w_emb[-1]
+    assert last.weight.abs().sum() == 0 and last.bias.abs().sum() == 0
+    with torch.no_grad():                      # and w does reach the output once the embedding is trained
+        last.weight.add_(0.2 * torch.randn_like(last.weight))
+        moved = student(x, t, {"y": y, "w": torch.tensor([0.0, 1.0, 2.5, 4.0])})[0]
+    assert (moved - want).abs().max() > 1e-3
 
 
 def test_training_batch_scales_and_flips_half_the_images():

@@ -17,6 +17,8 @@ VERBS = {
     "train-images": ("train_images", "image profiles: the distillation teacher (U-Net) or a DDGAN (image generator)"),
     "distill-images": ("distill_images", "image profiles: one progressive-distillation round of the U-Net"),
     "guided-stage1": ("guided_stage1", "guided distillation stage one: a w-conditioned student of the CFG teacher"),
+    "guided-stage1-images": ("guided_stage1_images", "image profiles: guided distillation stage one on the U-Net"),
+    "guidance-table": ("guidance_table", "image profiles: tables/guidance.md from metrics.csv (FID/IS per w and steps)"),
     "feature-net": ("feature_net", "image profiles: train the feature-space classifier, record its test accuracy"),
     "reference-stats": ("reference_stats", "image profiles: features and FID statistics of the real images"),
     "sample": ("sample", "draw a sample bank with one sampler spec, counting NFE and timing it"),

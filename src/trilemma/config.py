@@ -145,6 +145,16 @@ def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
     if t["parameterization"] == "both":
         missing.append("distill.teacher.parameterization: 'both' is not available for the U-Net (one output per "
                        "pixel); use x, eps or v")
+    g = cfg["guidance"]
+    if g["enabled"]:
+        if g["teacher"]["model"]["kind"] != "unet" or "unet" not in g["teacher"]["model"]:
+            missing.append("guidance.teacher.model: image profiles need {kind: unet, unet: {preset: ...}} "
+                           "(see config/profiles/fashion.yaml), or guidance.enabled: false")
+        if "hflip" not in g["rounds"]:
+            missing.append("guidance.rounds.hflip: missing (image profiles need it; see config/profiles/fashion.yaml)")
+        if g["eval"]["classifier_scales"]:
+            missing.append("guidance.eval.classifier_scales: classifier guidance is not built for image profiles; "
+                           "set it to []")
     return missing
 
 

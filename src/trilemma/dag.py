@@ -81,10 +81,16 @@ CODE_IMAGES = {
     "train_gan": _IMAGES + [PKG + "models/unet.py", PKG + "models/ddgan_images.py", PKG + "training/tasks/images.py",
                             PKG + "stages/train_images.py"],
     "sampler:ddgan": [PKG + "models/unet.py", PKG + "models/ddgan_images.py"],
+    # guidance on images: the CFG teacher trains as train_pd does (``train-images``), stage one through
+    # ``guided-stage1-images``, stage two as the distill rounds; the guidance table is its own job
+    "guided_stage1": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py",
+                                PKG + "stages/guided_stage1_images.py"],
+    "guidance_table": [PKG + "reporting/guidance.py", PKG + "reporting/tables.py", PKG + "reporting/images.py",
+                       PKG + "stages/guidance_table.py"],
 }
 # The verbs of the training jobs on image profiles (``trilemma.stages.train_images`` and
 # ``distill_images``); the DDPM teacher trains with ``train`` on both kinds of profile.
-IMAGE_VERBS = {"train": "train-images", "distill": "distill-images"}
+IMAGE_VERBS = {"train": "train-images", "distill": "distill-images", "guided-stage1": "guided-stage1-images"}
 
 TEACHER = "teacher_ddpm"
 PD_TEACHER = "teacher_pd"
@@ -134,8 +140,9 @@ def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def is_2d(cfg: Mapping[str, Any]) -> bool:
-    """Guidance and the GAN baselines run on the 2-D profiles only; image profiles run the DDPM
-    teacher's samplers, progressive distillation and DDGAN."""
+    """The GAN baselines and classifier guidance run on the 2-D profiles only; image profiles run the
+    DDPM teacher's samplers, progressive distillation, DDGAN, classifier-free guidance and guided
+    distillation."""
     from trilemma.data.images import is_image_profile
     return not is_image_profile(cfg)
 
@@ -276,13 +283,15 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         "collect", "collect",
         ("trilemma", "collect", "--profile", p, "--out", csv),
         (*[m for _, m in banks], *CODE["collect"]), (), (), committed=(csv,)))
+    table_jobs = guidance.table_jobs(cfg, csv)   # image profiles: tables/guidance.md (its own job)
+    out += table_jobs
 
     panel_banks = [paths.fmt(paths.BANK, profile=p, model=b.split("/")[0], spec=b.split("/")[1])
                    for b in cfg["report"]["sample_panels"]]
     out.append(Job(
         "report", "report",
         ("trilemma", "report", "--profile", p, "--out", paths.fmt(paths.REPORT, profile=p)),
-        (csv, data, *panel_banks, *code(cfg, "report")), (), ("report",),
+        (csv, data, *panel_banks, *[o for j in table_jobs for o in j.committed], *code(cfg, "report")), (), ("report",),
         committed=tuple(report_outputs(cfg))))
     return out
 
@@ -342,7 +351,7 @@ GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "gui
 def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:
     """One ``distill`` job per round of a chain (``distill`` or ``guidance``, stage two)."""
     p, out, prev = cfg["profile"], [], first_teacher
-    image_params = () if is_2d(cfg) else ("distill.rounds.hflip",)   # the image batches' flips
+    image_params = () if is_2d(cfg) else (f"{chain}.rounds.hflip",)   # the image batches' flips
     for n in student_steps(cfg, chain):
         name = student(n, chain)
         outs = model_files(cfg, name)
@@ -366,7 +375,7 @@ GUIDANCE_OUTPUTS = ("guidance", "guidance_tradeoff")
 
 
 def _report_items(cfg: Mapping[str, Any], items: tuple[str, ...], image_items: tuple[str, ...]) -> tuple[str, ...]:
-    """Image profiles write ``image_items`` (guidance runs on 2-D profiles only); 2-D profiles write
+    """Image profiles write ``image_items`` (their guidance table is the ``guidance_table`` job's); 2-D profiles write
     ``items``, less the guidance ones when ``guidance.enabled`` is false."""
     if not is_2d(cfg):
         return image_items
@@ -389,7 +398,7 @@ def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def final_targets(cfg: Mapping[str, Any]) -> list[str]:
-    return report_outputs(cfg)
+    return report_outputs(cfg) + guidance.table_outputs(cfg)
 
 
 def resources(cfg: Mapping[str, Any], rule: str) -> dict:

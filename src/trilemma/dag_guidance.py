@@ -1,7 +1,13 @@
 """The guidance branch of the DAG (methods.md §6-7), part of the one table in :mod:`trilemma.dag`:
 the CFG teacher, the guidance classifier, stage one (the w-conditioned student), the stage-two rounds
 (``dag.round_jobs`` with ``chain="guidance"``) and the guidance sample banks, whose evaluation reads
-the CFG teacher's reference bank at the same w (``fd_to_teacher``)."""
+the CFG teacher's reference bank at the same w (``fd_to_teacher``).
+
+Image profiles run the same branch without classifier guidance (no ``classifier_cg``, no ``cg`` banks):
+the CFG teacher through ``train-images``, stage one through ``guided-stage1-images``, the rounds through
+``distill-images``; their banks are evaluated with the image metrics (FID/IS/KID/PRC in the profile's
+feature space; no class consistency, no ``fd_to_teacher``: the image evaluation does not read a
+reference bank), and ``tables/guidance.md`` is written by its own job (``guidance-table``)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -12,8 +18,14 @@ GUIDED_FAMILIES = ("cfg", "cg", "gpd", "gstoch")
 
 
 def guidance_on(cfg: Mapping[str, Any]) -> bool:
-    """Guidance runs on the 2-D profiles where ``guidance.enabled`` (labels = gauss25 grid rows)."""
-    return dag.is_2d(cfg) and cfg["guidance"]["enabled"]
+    """Guidance runs where ``guidance.enabled``: on the 2-D profiles the labels are the gauss25 grid
+    rows, on images the dataset's classes."""
+    return cfg["guidance"]["enabled"]
+
+
+def classifier_guidance_on(cfg: Mapping[str, Any]) -> bool:
+    """Classifier guidance (the noise-conditional classifier and its banks): 2-D profiles only."""
+    return guidance_on(cfg) and dag.is_2d(cfg)
 
 
 def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
@@ -23,21 +35,27 @@ def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
         return []
     p = cfg["profile"]
     recipe = ("distill.teacher.schedule", "distill.teacher.parameterization", "distill.teacher.weighting")
-    out = [dag.Job("train", f"train-{dag.CFG_TEACHER}",
-                   ("trilemma", "train", "--profile", p, "--model", dag.CFG_TEACHER, "--data", data,
-                    "--out", dag.model_files(cfg, dag.CFG_TEACHER)[0]),
-                   (data, *dag.CODE["train_pd"]), dag.model_files(cfg, dag.CFG_TEACHER),
-                   ("seed", *recipe, "guidance.p_uncond", "guidance.teacher")),
+    teacher = dag.Job("train", f"train-{dag.CFG_TEACHER}",
+                      ("trilemma", dag.verb(cfg, "train"), "--profile", p, "--model", dag.CFG_TEACHER, "--data", data,
+                       "--out", dag.model_files(cfg, dag.CFG_TEACHER)[0]),
+                      (data, *dag.code(cfg, "train_pd")), dag.model_files(cfg, dag.CFG_TEACHER),
+                      ("seed", *recipe, "guidance.p_uncond", "guidance.teacher"))
+    stage1 = dag.Job("guided_stage1", f"guided_stage1-{dag.GUIDED_STUDENT}",
+                     ("trilemma", dag.verb(cfg, "guided-stage1"), "--profile", p,
+                      "--teacher-dir", dag.model_dir(cfg, dag.CFG_TEACHER),
+                      "--data", data, "--out", dag.model_files(cfg, dag.GUIDED_STUDENT)[0]),
+                     (*dag.model_files(cfg, dag.CFG_TEACHER)[:2], data, *dag.code(cfg, "train_pd"),
+                      *dag.code(cfg, "guided_stage1")),
+                     dag.model_files(cfg, dag.GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))
+    if not classifier_guidance_on(cfg):
+        return [teacher, stage1] + dag.round_jobs(cfg, data, "guidance", dag.GUIDED_STUDENT)
+    out = [teacher,
            dag.Job("train", f"train-{dag.CLASSIFIER}",
                    ("trilemma", "train", "--profile", p, "--model", dag.CLASSIFIER, "--data", data,
                     "--out", dag.model_files(cfg, dag.CLASSIFIER)[0]),
                    (data, *dag.CODE["train_pd"], *dag.CODE["train_classifier"]), dag.model_files(cfg, dag.CLASSIFIER),
                    ("seed", "distill.teacher.schedule", "guidance.classifier")),
-           dag.Job("guided_stage1", f"guided_stage1-{dag.GUIDED_STUDENT}",
-                   ("trilemma", "guided-stage1", "--profile", p, "--teacher-dir", dag.model_dir(cfg, dag.CFG_TEACHER),
-                    "--data", data, "--out", dag.model_files(cfg, dag.GUIDED_STUDENT)[0]),
-                   (*dag.model_files(cfg, dag.CFG_TEACHER)[:2], data, *dag.CODE["train_pd"], *dag.CODE["guided_stage1"]),
-                   dag.model_files(cfg, dag.GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))]
+           stage1]
     return out + dag.round_jobs(cfg, data, "guidance", dag.GUIDED_STUDENT)
 
 
@@ -55,7 +73,8 @@ def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
         ids += [f"{dag.CFG_TEACHER}/cfg-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
         ids += [f"{dag.student(n, 'guidance')}/gpd-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
         ids += [f"{dag.student(n // 2, 'guidance')}/gstoch-w{dag.fmt_num(w)}-s{n}" for n in e["stochastic_steps"]]
-    ids += [f"{dag.CFG_TEACHER}/cg-w{dag.fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
+    if classifier_guidance_on(cfg):
+        ids += [f"{dag.CFG_TEACHER}/cg-w{dag.fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
     return list(dict.fromkeys(ids))
 
 
@@ -73,7 +92,23 @@ def guided_extras(cfg: Mapping[str, Any], spec: str):
         sample_deps = dag.model_files(cfg, dag.CLASSIFIER)[:2]
     w = spec_w(spec)
     ref_spec = f"cfg-w{dag.fmt_num(w)}-s{e['reference_steps']}"
-    if w not in e["w"] or spec == ref_spec:
+    if w not in e["w"] or spec == ref_spec or not dag.is_2d(cfg):   # images: no fd_to_teacher
         return sample_argv, sample_deps, (), ()
     ref = paths.fmt(paths.BANK, profile=p, model=dag.CFG_TEACHER, spec=ref_spec)
     return sample_argv, sample_deps, ("--reference-bank", ref), (ref,)
+
+
+def table_outputs(cfg: Mapping[str, Any]) -> list[str]:
+    """Image profiles with guidance: ``tables/guidance.md`` (the 2-D profiles' report writes theirs)."""
+    if not guidance_on(cfg) or dag.is_2d(cfg):
+        return []
+    return [paths.fmt(paths.TABLE, profile=cfg["profile"], table="guidance")]
+
+
+def table_jobs(cfg: Mapping[str, Any], csv: str) -> list[dag.Job]:
+    """The image profiles' guidance table from metrics.csv: FID/IS/KID/PRC of the CFG teacher and the
+    guided student per w and steps (``trilemma guidance-table``); the report links it."""
+    return [dag.Job("guidance_table", "guidance_table",
+                    ("trilemma", "guidance-table", "--profile", cfg["profile"], "--out", out),
+                    (csv, *dag.code(cfg, "guidance_table")), (), ("guidance",), committed=(out,))
+            for out in table_outputs(cfg)]

@@ -38,3 +38,24 @@ rule reference_stats:
         "results/{profile}/logs/reference_stats/{dataset}-{extractor}.log",
     shell:
         "OMP_NUM_THREADS={threads} {params.cmd} 2>&1 | tee {log}"
+
+
+# Image profiles with guidance: tables/guidance.md from metrics.csv (the 2-D profiles' report writes
+# theirs; dag_guidance.table_jobs).
+if dag.guidance.table_outputs(CFG):
+
+    rule guidance_table:
+        input:
+            job_inputs(paths.fmt(paths.TABLE, profile="{profile}", table="guidance")),
+        output:
+            paths.fmt(paths.TABLE, profile="{profile}", table="guidance"),
+        params:
+            cfg=job_params(paths.fmt(paths.TABLE, profile="{profile}", table="guidance")),
+            cmd=job_shell(paths.fmt(paths.TABLE, profile="{profile}", table="guidance")),
+        threads: rule_threads("report")
+        resources:
+            **rule_resources("report"),
+        log:
+            "results/{profile}/logs/guidance_table.log",
+        shell:
+            "{params.cmd} 2>&1 | tee {log}"

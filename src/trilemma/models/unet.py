@@ -9,7 +9,8 @@ official TF code (``diffusion_tf/models/unet.py``) and its PyTorch port in DDIM 
 - Optional class conditioning (an embedding with one extra *null* label, index ``num_classes``, for
   classifier-free guidance, Ho & Salimans 2022) and optional guidance-strength ``w`` conditioning
   (Meng et al. 2023, Sec. 3.1: w enters like t, through its own embedding), both added to the time
-  embedding.  ``cond`` is a label tensor or a dict ``{"y": labels, "w": w}``.
+  embedding.  The w embedding's last layer starts at zero, so a w-conditioned copy of a CFG teacher
+  equals the teacher's conditional model at initialisation (guided distillation's stage one).  ``cond`` is a label tensor or a dict ``{"y": labels, "w": w}``.
 - On CUDA only: bf16 autocast and channels-last memory format (config flags); ``torch.compile`` of
   the forward pass as an option.  CPU always runs in float32.
 
@@ -116,7 +117,7 @@ class UNet(nn.Module):
         temb = 4 * ch
         self.temb = nn.Sequential(nn.Linear(ch, temb), nn.SiLU(), nn.Linear(temb, temb))
         self.label_emb = nn.Embedding(num_classes + 1, temb) if num_classes else None
-        self.w_emb = nn.Sequential(nn.Linear(ch, temb), nn.SiLU(), nn.Linear(temb, temb)) if w_cond else None
+        self.w_emb = nn.Sequential(nn.Linear(ch, temb), nn.SiLU(), _zero(nn.Linear(temb, temb))) if w_cond else None
         self.conv_in = nn.Conv2d(in_ch, ch, 3, padding=1)
         self.down, chans, c, res = nn.ModuleList(), [ch], ch, resolution
         for level, mult in enumerate(ch_mult):

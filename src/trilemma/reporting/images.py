@@ -99,6 +99,54 @@ def _speed_line(df, head) -> list[str]:
             f"{ratio:.0f}× faster (paper, CIFAR-10 on a V100: 0.21 s vs DDPM's 1000 steps 80.5 s, about 380×)."]
 
 
+GUIDED_COLUMNS = {"curve": "sampler", "w": "w", "steps": "steps", "nfe": "NFE", "time_per_100_s": "Time / 100 (s)",
+                  "fd": "FID", "isc": "IS", "kid": "KID", "precision": "Precision", "recall": "Recall"}
+
+
+def guidance_table(df, g: dict, space: str) -> str:
+    """Guidance on images (Ho & Salimans 2022, Table 1 / Fig. 4; Meng et al. 2023, Table 1 layout): the
+    CFG teacher at its reference steps and the guided student at the headline steps across w, then
+    FID and IS in a w x steps grid (teacher: 2 NFE per step; student: 1).  No class consistency and no
+    FD to the teacher on images (the toy's columns)."""
+    from trilemma.reporting import guidance
+
+    e, ref, head = g["eval"], g["eval"]["reference_steps"], g["headline_steps"]
+    rows = guidance.guided_rows(df)
+    keep = (((rows["method"] == "cfg") & (rows["steps"] == ref))
+            | ((rows["method"] == "guided_pd") & (rows["steps"] == head) & ~rows["stochastic"]))
+    trade = rows[keep].sort_values(["method", "w"])
+    lines = [f"Classifier-free guidance on images ({e['num_samples']} samples per bank, class labels balanced; "
+             f"p_uncond = {g['p_uncond']}). FID, IS, KID and precision/recall in {space}. The CFG teacher "
+             "samples with DDIM at 2 NFE per step, the guided student (stages one and two of Meng et al.) "
+             "with its own DDIM at 1 NFE per step. Classifier guidance is not run on images.", "",
+             f"**Across w: CFG teacher at {ref} steps, guided student at {head} steps**", "",
+             _md(trade[list(GUIDED_COLUMNS)].rename(columns=GUIDED_COLUMNS)), ""]
+    if e["grid_steps"] or e["stochastic_steps"]:
+        for value, name in (("fd", "FID"), ("isc", "IS")):
+            lines += [f"**{name}, w × steps**", "", _md(guidance.grid_frame(df, value, e["grid_w"])), ""]
+    return "\n".join(lines)
+
+
+def guidance_section(cfg: dict) -> str:
+    """The report's guidance section: the setup and the table of the ``guidance_table`` job."""
+    from pathlib import Path
+
+    from trilemma import paths
+    path = Path(paths.fmt(paths.TABLE, profile=cfg["profile"], table="guidance"))
+    if not cfg["guidance"]["enabled"] or not path.exists():
+        return ""
+    g = cfg["guidance"]
+    s1, r = g["stage1"], g["rounds"]
+    return "\n".join([
+        "## Classifier-free guidance and guided distillation", "",
+        f"Setup: the CFG teacher is a class-conditional U-Net (preset `{g['teacher']['model']['unet']['preset']}`, "
+        f"null label, p_uncond = {g['p_uncond']}) on the distillation teacher's recipe, "
+        f"{g['teacher']['train']['samples']:,} training samples; stage one trains the w-conditioned student "
+        f"(w ~ U[{s1['w_min']:g}, {s1['w_max']:g}]) for {s1['train']['samples']:,} samples; stage two distils it "
+        f"{g['start_steps']} → {g['final_steps']} steps at batch {r['batch_size']}.", "",
+        path.read_text(), ""])
+
+
 def method_sections(cfg: dict, tables: dict[str, str], figures: dict[str, str], space: str) -> str:
     """The report's sections for progressive distillation and DDGAN on images, each with its setup."""
     t, r, g = cfg["distill"]["teacher"], cfg["distill"]["rounds"], cfg["ddgan"]
@@ -120,4 +168,4 @@ def method_sections(cfg: dict, tables: dict[str, str], figures: dict[str, str], 
         f"small discriminator (ngf {g['image_model']['discriminator']['ngf']}); {g['train']['samples']:,} training "
         f"samples at batch {g['train']['batch_size']}, R1 γ = {g['train']['r1_gamma']} every "
         f"{g['train']['lazy_reg']} steps, EMA {g['train']['ema_decay']} on G.", "",
-        tables["ddgan"], ""])
+        tables["ddgan"], ""]) + guidance_section(cfg)

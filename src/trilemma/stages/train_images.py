@@ -5,6 +5,10 @@ the networks on the GPU when there is one).  Publishes EMA weights and model.jso
 
 - ``teacher_pd`` (Salimans & Ho 2022, Sec. 4): continuous time, cosine logSNR, the parameterization
   and weighting of ``distill.teacher``; its model is ``distill.teacher.model`` (a U-Net preset).
+- ``teacher_cfg`` (Ho & Salimans 2022, Alg. 1): the same task with the example's label and label
+  dropout ``guidance.p_uncond`` (``continuous_teacher`` of the toy's CFG teacher), on the U-Net of
+  ``guidance.teacher.model`` with ``num_classes`` from the dataset (null label = ``num_classes``),
+  the recipe (schedule, parameterization, weighting) of ``distill.teacher``.
 - ``ddgan_t<T>_seed<S>`` (Xiao et al. 2022, Sec. 3): G(x_t, z, t) predicting x0 and
   D(x_{t-1}, x_t, t) from ``ddgan.image_model``, the losses and schedule of ``ddgan``.
   R1: the official penalty is (gamma/2) E ||grad D||^2 over the whole image; the shared DDGAN task
@@ -38,6 +42,24 @@ def pd_teacher(cfg: dict, tensors: dict, meta: dict, device):
     return cfg["seed"], section, ImageBatches(task, section["train"].get("hflip", False)), model_json
 
 
+def cfg_teacher(cfg: dict, tensors: dict, meta: dict, device):
+    """The class-conditional teacher of classifier-free guidance on images: the toy's
+    ``cfg_teacher_setup`` with the U-Net's ``num_classes`` taken from the dataset's metadata (the toy
+    counts its grid rows) and written both where the U-Net reads it and where the samplers do."""
+    from trilemma.training.tasks.pd_teacher import continuous_teacher
+    recipe, g = cfg["distill"]["teacher"], cfg["guidance"]
+    classes = int(meta["num_classes"])
+    model = {**g["teacher"]["model"], "num_classes": classes,
+             "unet": {**g["teacher"]["model"]["unet"], "num_classes": classes}}
+    task, model_json = continuous_teacher(recipe, model, g["teacher"]["train"], tensors, meta,
+                                          labels=tensors["train_labels"], p_uncond=g["p_uncond"])
+    on_device(task.denoiser.net, device)
+    section = {"recipe": {k: recipe[k] for k in ("schedule", "parameterization", "weighting")},
+               "p_uncond": g["p_uncond"], **g["teacher"]}
+    return (cfg["seed"], section, ImageBatches(task, g["teacher"]["train"].get("hflip", False)),
+            {"method": "cfg_teacher", "p_uncond": g["p_uncond"], **model_json})
+
+
 def ddgan(cfg: dict, name: str, tensors: dict, meta: dict, device):
     from trilemma.diffusion.schedules import DiscreteSchedule
     from trilemma.models.ddgan_images import build_discriminator, build_generator
@@ -63,8 +85,9 @@ def ddgan(cfg: dict, name: str, tensors: dict, meta: dict, device):
 def run(args):
     cfg = config.load(args.profile)
     parsed = paths.parse_gan_model(args.model)
-    if args.model != "teacher_pd" and not (parsed and parsed[0] == "ddgan"):
-        raise config.ConfigError(f"train-images trains teacher_pd or ddgan_t<T>_seed<S>, not {args.model!r}")
+    if args.model not in ("teacher_pd", "teacher_cfg") and not (parsed and parsed[0] == "ddgan"):
+        raise config.ConfigError(f"train-images trains teacher_pd, teacher_cfg or ddgan_t<T>_seed<S>, "
+                                 f"not {args.model!r}")
     tensors, meta = load_tensors(args.data)
     if not meta.get("image"):
         raise config.ConfigError(f"{args.data}: train-images trains on image datasets; use `trilemma train`")
@@ -72,6 +95,8 @@ def run(args):
     torch.manual_seed(cfg["seed"])
     if args.model == "teacher_pd":
         seed, section, task, model_json = pd_teacher(cfg, tensors, meta, device)
+    elif args.model == "teacher_cfg":
+        seed, section, task, model_json = cfg_teacher(cfg, tensors, meta, device)
     else:
         seed, section, task, model_json = ddgan(cfg, args.model, tensors, meta, device)
     fingerprint = hashlib.sha256(json.dumps(
