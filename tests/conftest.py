@@ -55,9 +55,13 @@ def repo_copy(tmp_path):
     return copy_repo(tmp_path / "repo")
 
 
+def tool_env(extra=None) -> dict:
+    """The environment of every command a test starts: this venv's tools first on PATH, no DVC analytics."""
+    return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1", **(extra or {})}
+
+
 def run_cmd(args, cwd, check=True, timeout=900, env=None):
-    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1",
-                **(env or {})}
+    full_env = tool_env(env)
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -69,7 +73,7 @@ def signal_when_ready(cmd, cwd, ready, sig=signal.SIGKILL, env=None, timeout=120
     and wait for the process to end: how the tests kill a job mid-way.  Returns (returncode, stderr).
     ``group``: start ``cmd`` in a new session and signal its whole process group.
     Fails when the job ends on its own first (make the run longer then)."""
-    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", **(env or {})}
+    full_env = tool_env(env)
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=group)
     deadline = time.time() + timeout
@@ -97,8 +101,9 @@ def slurm_ci_targets() -> list[str]:
     """What the Slurm test builds: the metrics of the DDPM teacher's banks and of the distilled
     students, i.e. data -> teacher -> banks -> evaluations, and the distillation teacher -> rounds
     chain (one grouped Slurm job) -> the students' banks.  The whole ci DAG through Slurm takes
-    7-13 min here, most of it sbatch/squeue latency and each job's own Snakemake start, so CI runs
-    this slice; README "On a cluster" gives the command for a whole profile."""
+    7 min here alone (13-15 min beside other work), most of it sbatch/squeue latency and each job's
+    own Snakemake start, so CI runs this slice; README "On a cluster" gives the command for a whole
+    profile."""
     from trilemma import config, dag
     cfg = config.load("ci", root=REPO)
     return [job.outs[0] for job in dag.jobs(cfg) if job.stage == "evaluate"
@@ -124,9 +129,8 @@ class BackgroundRun:
 
     def __init__(self, cmd, cwd: Path, log: Path):
         self.cwd, self.log = cwd, log
-        env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
         with open(log, "w") as fh:
-            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=tool_env(),
                                          start_new_session=True)
 
     def wait(self, timeout: float) -> str:
