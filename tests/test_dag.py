@@ -44,7 +44,7 @@ def test_code_is_a_dependency_at_the_right_grain():
     jobs = {j.name: j for j in dag.jobs(config.load(root=REPO))}
     train = jobs["train-teacher_ddpm"].deps
     ddim = jobs["sample-teacher_ddpm-ddim-eta0-uniform-s10"].deps
-    ddpm = jobs["sample-teacher_ddpm-ddpm-beta-s10"].deps
+    ddpm = jobs["sample-teacher_ddpm-ddpm-beta-s100"].deps
     report = jobs["report"].deps
     assert "src/trilemma/models/mlp.py" in train and "src/trilemma/sampling/ddim.py" not in train
     assert "src/trilemma/sampling/ddim.py" in ddim and "src/trilemma/sampling/ddim.py" not in ddpm
@@ -73,7 +73,7 @@ def test_gan_jobs_one_per_T_and_seed_with_code_at_the_right_grain():
     dd_sample, gan_sample = jobs["sample-ddgan_t4_seed0-ddgan-s4"].deps, jobs["sample-gan_seed0-gan"].deps
     assert "src/trilemma/sampling/ddgan.py" in dd_sample and "src/trilemma/sampling/ddgan.py" not in gan_sample
     assert "src/trilemma/sampling/gan.py" in gan_sample
-    assert "src/trilemma/sampling/ddgan.py" not in jobs["sample-teacher_ddpm-ddpm-beta-s10"].deps
+    assert "src/trilemma/sampling/ddgan.py" not in jobs["sample-teacher_ddpm-ddpm-beta-s100"].deps
     for bank in dag.gan_bank_ids(cfg):
         assert f"results/toy/metrics/{bank}.json" in jobs["collect"].deps
     assert "results/toy/tables/ddgan.md" in jobs["report"].committed

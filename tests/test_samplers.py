@@ -83,12 +83,15 @@ def test_ddpm_clipping_matches_diffusers():
     assert ours.abs().max() <= 0.4 + 1e-6
 
 
-def test_ddpm_beta_tilde_equals_ddim_eta_one():
-    """DDIM Eq. 16 with eta = 1 is the DDPM posterior on the same subsequence (same noise)."""
+@pytest.mark.parametrize("variance,sigma_hat", [("beta_tilde", False), ("beta", True)])
+def test_ddpm_equals_ddim_eta_one_and_sigma_hat(variance, sigma_hat):
+    """DDIM Eq. 16 with eta = 1 is the DDPM posterior on the same subsequence (same noise), and the
+    DDIM paper's sigma-hat row is DDPM with sigma^2 = beta (of the respaced chain): the toy's DDIM grid
+    covers DDPM below 100 steps, so the profile draws no separate DDPM banks there."""
     _, _, den = setup()
     grid = sampling_grid(ddim_uniform(1000, 50))
-    a = sample_ddpm(den, x_T(), grid, variance="beta_tilde", generator=torch.Generator().manual_seed(4))
-    b = sample_ddim(den, x_T(), grid, eta=1.0, generator=torch.Generator().manual_seed(4))
+    a = sample_ddpm(den, x_T(), grid, variance=variance, generator=torch.Generator().manual_seed(4))
+    b = sample_ddim(den, x_T(), grid, eta=1.0, sigma_hat=sigma_hat, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(a, b, atol=1e-5)
 
 
@@ -156,3 +159,24 @@ def test_ddim_step_with_per_sample_times_matches_scalar_steps():
     for i in range(6):
         one, x0_1 = ddim_step(den, x[i:i + 1], t[i], s[i])
         assert torch.allclose(batched[i:i + 1], one, atol=1e-5) and torch.allclose(x0_b[i:i + 1], x0_1, atol=1e-5)
+
+
+def test_mlp_one_shared_time_equals_per_row_times():
+    """The residual MLP embeds a time shared by the whole batch once and broadcasts it (the samplers'
+    case); rows must come out as when every row carries its own time (the training case), with and
+    without labels and w, with and without autograd (in-place ops only under no_grad)."""
+    from trilemma.models.mlp import ResidualMLP
+    torch.manual_seed(0)
+    net = ResidualMLP(hidden=32, depth=2, emb_dim=16, num_classes=3, w_emb_dim=8)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    x, y = torch.randn(64, 2), torch.randint(0, 4, (64,))
+    shared = torch.full((64,), 123.0)
+    distinct = shared.clone()
+    distinct[-1] = 7.0                     # one other time: the per-row path
+    for cond in ({"w": 2.5}, {"w": 1.0, "y": y}, {"w": torch.rand(64) * 4, "y": y}):
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                a, b = net(x, shared, cond), net(x, distinct, cond)
+            torch.testing.assert_close(a[:-1], b[:-1], rtol=1e-5, atol=1e-5)
+            assert not torch.allclose(a[-1], b[-1])

@@ -6,6 +6,7 @@ wildcard values only, hyperparameters come from the one config (``params.yaml`` 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import sys
 
@@ -50,6 +51,23 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def keep_freed_memory() -> None:
+    """Let glibc keep freed blocks of up to 32 MiB (its maximum) instead of unmapping them.
+
+    A sampler step allocates activations of a few MiB (10,000 rows x 128 floats on the toy); glibc
+    serves blocks that large with mmap and returns them on free, so every step page-faults them in
+    again.  Measured on the toy's 1000-step DDPM bank (2-core sandbox): 30.6 s wall of which 7.3 s
+    system time, 25.2 s and 1.0 s with this.  Results are unchanged; a C library other than glibc
+    is left alone."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3   # <malloc.h>
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
 def main(argv: list[str] | None = None) -> int:
     from trilemma.artifacts import ArtifactError
     from trilemma.config import ConfigError
@@ -57,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(verb if verb in VERBS else None).parse_args(argv)
+    keep_freed_memory()
     try:
         result = args._run(args)
     except (ConfigError, ArtifactError, FloatingPointError) as exc:  # FloatingPointError: training diverged

@@ -44,16 +44,19 @@ class ResidualMLP(nn.Module):
             nn.init.zeros_(self.w_emb[2].bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: dict | None = None) -> torch.Tensor:
+        if t.ndim == 1 and t.shape[0] > 1 and bool((t[1:] == t[0]).all()):
+            t = t[:1]   # one time for the whole batch (every sampler step): embed it once, broadcast
         emb = self.temb(sinusoidal_embedding(t, self.emb_dim))
         if self.num_classes:
             y = cond.get("y") if cond else None
             if y is None:
-                y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
+                y = torch.full((emb.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
             emb = emb + self.label_emb(y)
         if self.w_emb_dim:
-            w = torch.as_tensor(cond["w"], dtype=torch.float32, device=x.device).expand(x.shape[0])
+            w = torch.as_tensor(cond["w"], dtype=torch.float32, device=x.device).reshape(-1)
             emb = emb + self.w_emb(sinusoidal_embedding(W_SCALE * w, self.w_emb_dim))
+        inplace = not torch.is_grad_enabled()   # sampling: no activation is kept for a backward pass
         h = self.inp(x)
         for block, proj in zip(self.blocks, self.time_proj):
-            h = h + block(torch.nn.functional.silu(h + proj(emb)))
+            h = block(torch.nn.functional.silu(h + proj(emb), inplace=inplace)).add_(h)
         return self.out(h)

@@ -40,29 +40,46 @@ def round_loop_config(cfg: dict, steps: int, chain: str = "distill") -> LoopConf
 
 def run(args):
     cfg = config.load(args.profile)
-    chain = args.chain
-    rounds = dag.student_steps(cfg, chain)
-    if args.steps not in rounds:
-        raise config.ConfigError(f"--steps {args.steps} is not a student of the {chain} chain {rounds}")
+    rounds = check_round(cfg, args)
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     net = copy.deepcopy(teacher.net).requires_grad_(True).train()
     student = Denoiser(net, teacher.schedule, teacher.parameterization)
-    weighting = cfg["distill"]["teacher"]["weighting"]
+    weighting, guided, lr = round_settings(cfg, args, tensors)
+    task = DistillTask(student, teacher, tensors["train"], {**cfg[args.chain]["rounds"], "lr": lr}, args.steps,
+                       weighting, **guided)
+    train_round(args, cfg, task, info, meta, rounds=rounds, lr=lr, weighting=weighting, guided=guided)
+
+
+def check_round(cfg: dict, args) -> list[int]:
+    """The chain's student step counts; ``--steps`` must be one of them."""
+    rounds = dag.student_steps(cfg, args.chain)
+    if args.steps not in rounds:
+        raise config.ConfigError(f"--steps {args.steps} is not a student of the {args.chain} chain {rounds}")
+    return rounds
+
+
+def round_settings(cfg: dict, args, tensors: dict) -> tuple[str, dict, float]:
+    """(loss weighting, what a guided round adds to the task, peak LR) of round ``args.steps``."""
     guided = {}
-    if chain == "guidance":
+    if args.chain == "guidance":
         s1 = cfg["guidance"]["stage1"]
         guided = {"labels": tensors["train_labels"], "w_range": (s1["w_min"], s1["w_max"]),
                   "half_grid": cfg["guidance"]["half_grid"]}
-    lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps, chain))
-    task = DistillTask(student, teacher, tensors["train"], {**cfg[chain]["rounds"], "lr": lr}, args.steps,
-                       weighting, **guided)
-    loop_cfg = round_loop_config(cfg, args.steps, chain)
+    lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps, args.chain))
+    return cfg["distill"]["teacher"]["weighting"], guided, lr
+
+
+def train_round(args, cfg: dict, task, info: dict, meta: dict, *, rounds: list[int], lr: float, weighting: str,
+                guided: dict, fingerprint_extra: dict | None = None) -> None:
+    """Run the round with the shared loop (resumable: the fingerprint includes the teacher's weights)
+    and publish the student ``pd_s<N>`` / ``guided_s<N>`` with its model.json."""
+    loop_cfg = round_loop_config(cfg, args.steps, args.chain)
     teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
-    name = dag.student(args.steps, chain)
+    name = dag.student(args.steps, args.chain)
     fingerprint = hashlib.sha256(json.dumps(
         {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
-         "teacher": teacher_hash, "data": meta, **guided_fingerprint(guided)},
+         "teacher": teacher_hash, "data": meta, **guided_fingerprint(guided), **(fingerprint_extra or {})},
         sort_keys=True).encode()).hexdigest()
     resume = paths.resume_dir(cfg["profile"], name)
     final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
@@ -70,7 +87,7 @@ def run(args):
     model_json = {**{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
                   "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
                   "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
-                  "train": cfg[chain]["rounds"], **guided_fingerprint(guided),
+                  "train": cfg[args.chain]["rounds"], **guided_fingerprint(guided),
                   "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)"}
     publish(args.out, final["net"], model_json, resume)
 

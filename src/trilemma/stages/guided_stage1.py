@@ -45,10 +45,19 @@ def run(args):
     teacher, info = load_model(args.teacher_dir)
     torch.manual_seed(cfg["seed"])
     student, model = w_student(teacher, info, s1["w_emb_dim"])
-    guided = CFGDenoiser(teacher, null_label=info["model"]["num_classes"])
-    weighting = cfg["distill"]["teacher"]["weighting"]
-    task = GuidedStudentTask(student, guided, tensors["train"], tensors["train_labels"], s1["train"],
-                             (s1["w_min"], s1["w_max"]), weighting)
+    task = GuidedStudentTask(student, guided_teacher(teacher, info), tensors["train"], tensors["train_labels"],
+                             s1["train"], (s1["w_min"], s1["w_max"]), cfg["distill"]["teacher"]["weighting"])
+    train_stage_one(args, cfg, task, info, meta, model)
+
+
+def guided_teacher(teacher: Denoiser, info: dict) -> CFGDenoiser:
+    return CFGDenoiser(teacher, null_label=info["model"]["num_classes"])
+
+
+def train_stage_one(args, cfg: dict, task, info: dict, meta: dict, model: dict) -> None:
+    """Train the w-conditioned student with the shared loop (resumable: the fingerprint includes the
+    teacher's weights) and publish it as ``guided_w`` with its model.json."""
+    s1, weighting = cfg["guidance"]["stage1"], cfg["distill"]["teacher"]["weighting"]
     loop_cfg = LoopConfig.from_config(s1["train"])
     teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
     name = dag.GUIDED_STUDENT

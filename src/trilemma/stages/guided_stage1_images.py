@@ -11,20 +11,13 @@ rounds that follow (our choice; the paper does not say).  Publishes ``guided_w``
 stage-two rounds (``trilemma distill-images --chain guidance``)."""
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import torch
 
-from trilemma import config, dag, paths
+from trilemma import config
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
 from trilemma.models.registry import build_model
-from trilemma.sampling.guidance import CFGDenoiser
-from trilemma.stages.guided_stage1 import add_arguments  # noqa: F401  (the same arguments)
-from trilemma.stages.train import publish
-from trilemma.training.loop import LoopConfig, train
+from trilemma.stages.guided_stage1 import add_arguments, guided_teacher, train_stage_one  # noqa: F401
 from trilemma.training.tasks.guided import GuidedStudentTask
 from trilemma.training.tasks.images import ImageBatches, on_device, training_device, without_dropout
 
@@ -52,21 +45,7 @@ def run(args):
     student, model = w_unet_student(teacher, info)
     on_device(teacher.net, device)
     on_device(student.net, device)
-    guided = CFGDenoiser(teacher, null_label=info["model"]["num_classes"])
-    weighting = cfg["distill"]["teacher"]["weighting"]
-    task = ImageBatches(GuidedStudentTask(student, guided, tensors["train"], tensors["train_labels"], s1["train"],
-                                          (s1["w_min"], s1["w_max"]), weighting), s1["train"].get("hflip", False))
-    loop_cfg = LoopConfig.from_config(s1["train"])
-    teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
-    name = dag.GUIDED_STUDENT
-    fingerprint = hashlib.sha256(json.dumps(
-        {"model": name, "seed": cfg["seed"], "stage1": s1, "weighting": weighting, "teacher": teacher_hash,
-         "data": meta}, sort_keys=True).encode()).hexdigest()
-    resume = paths.resume_dir(cfg["profile"], name)
-    final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
-                  progress=not args.no_progress, desc=f"guided stage one {name}")
-    model_json = {**{k: info[k] for k in ("schedule", "parameterization", "data_dim", "dataset")},
-                  "model": model, "name": name, "method": "guided_w", "teacher": info["name"],
-                  "weighting": weighting, "w_range": [s1["w_min"], s1["w_max"]], "train": s1["train"],
-                  "seed": cfg["seed"], "weights": "ema" if s1["train"]["ema_decay"] else "raw (no EMA)"}
-    publish(args.out, final["net"], model_json, resume)
+    task = ImageBatches(GuidedStudentTask(student, guided_teacher(teacher, info), tensors["train"],
+                                          tensors["train_labels"], s1["train"], (s1["w_min"], s1["w_max"]),
+                                          cfg["distill"]["teacher"]["weighting"]), s1["train"].get("hflip", False))
+    train_stage_one(args, cfg, task, info, meta, model)
