@@ -168,9 +168,7 @@ def test_w_conditioned_unet_student_starts_as_the_cfg_teachers_conditional_model
     from trilemma.stages.guided_stage1_images import w_unet_student
 
     torch.manual_seed(0)
-    # ch 64: GroupNorm(32) sees 2 channels per group (with the tiny preset's ch 16 every group is one
-    # channel, which normalises the per-channel embedding shift away)
-    model = {"kind": "unet", "num_classes": 10, "unet": {"preset": "tiny", "ch": 64, "num_classes": 10}}
+    model = {"kind": "unet", "num_classes": 10, "unet": {"preset": "tiny", "num_classes": 10}}
     info = {"model": model, "data_dim": [3, 8, 8], "parameterization": "x"}
     sched = schedule_from_config({"name": "cosine_logsnr", "logsnr_min": -20.0, "logsnr_max": 20.0})
     teacher = Denoiser(build_model(model, [3, 8, 8]).eval(), sched, "x")
@@ -200,3 +198,25 @@ def test_training_batch_scales_and_flips_half_the_images():
     mirrored = (out == to_float(x).flip(-1)).flatten(1).all(1)
     assert bool((same | mirrored).all()) and 150 < int(mirrored.sum()) < 250
     assert torch.equal(training_batch(x, torch.Generator(), hflip=False), to_float(x))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "fashion", "cifar10"])
+def test_unet_output_depends_on_time_and_label(preset):
+    """The res blocks add the time (+ label) embedding per channel before a GroupNorm; with one
+    channel per group the norm would subtract it again and the network could not see t or y (the
+    tiny preset's ch 16 did, before ``unet.norm_groups``). DDPM's 32 groups stay for ch >= 128."""
+    from trilemma.models.unet import norm_groups
+    from trilemma.models.registry import build_model
+
+    assert norm_groups(128) == 32 and norm_groups(256) == 32 and norm_groups(16) == 4
+    torch.manual_seed(0)
+    arch = {"preset": preset, "num_classes": 10, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": []}
+    net = build_model({"kind": "unet", "num_classes": 10, "unet": arch}, [3, 8, 8]).eval()
+    for p in net.parameters():                 # off the zero-initialised output layers
+        p.data.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        base = net(x, torch.full((2,), 10.0), {"y": torch.tensor([1, 2])})
+        other_t = net(x, torch.full((2,), 900.0), {"y": torch.tensor([1, 2])})
+        other_y = net(x, torch.full((2,), 10.0), {"y": torch.tensor([5, 6])})
+    assert (base - other_t).abs().max() > 1e-3 and (base - other_y).abs().max() > 1e-3

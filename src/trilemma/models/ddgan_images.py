@@ -44,7 +44,7 @@ class AdaGN(nn.Module):
 
     def __init__(self, ch: int, style: int):
         super().__init__()
-        self.norm = nn.GroupNorm(math.gcd(32, ch), ch, affine=False, eps=1e-6)
+        self.norm = group_norm(ch, affine=False)
         self.style = nn.Linear(style, 2 * ch)
         nn.init.zeros_(self.style.weight)
         self.style.bias.data = torch.cat([torch.ones(ch), torch.zeros(ch)])

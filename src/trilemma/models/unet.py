@@ -50,8 +50,16 @@ def resolve(unet_cfg: dict) -> dict:
     return out
 
 
-def group_norm(ch: int) -> nn.GroupNorm:
-    return nn.GroupNorm(math.gcd(32, ch), ch, eps=1e-6)
+def norm_groups(ch: int) -> int:
+    """32 groups as in DDPM (every channel count of its networks is a multiple of 128: 4 channels per
+    group), but never fewer than 4 channels per group: with one channel per group GroupNorm subtracts
+    each channel's own mean, which removes the per-channel time/label embedding that the res block
+    adds before ``norm2`` (the ``tiny`` preset's ch 16 would ignore t and y entirely)."""
+    return math.gcd(32, max(1, ch // 4))
+
+
+def group_norm(ch: int, affine: bool = True) -> nn.GroupNorm:
+    return nn.GroupNorm(norm_groups(ch), ch, affine=affine, eps=1e-6)
 
 
 def _zero(module: nn.Module) -> nn.Module:
