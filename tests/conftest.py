@@ -88,6 +88,23 @@ def signal_when_ready(cmd, cwd, ready, sig=signal.SIGKILL, env=None, timeout=120
     return proc.returncode, err
 
 
+# ----------------------------------------------------------------------------- torchrun
+needs_unshare = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                                   reason="runs torchrun inside private network and PID namespaces (needs root and unshare)")
+
+
+def torchrun_cmd(argv, *torchrun_args) -> list[str]:
+    """``python <argv>`` as two gloo ranks under torchrun.  Its rendezvous and gloo open sockets: keep
+    them on a private loopback-only network.  And a private PID namespace whose init is torchrun
+    (``--kill-child``: also when only unshare dies): torchrun starts every worker in a session of its
+    own, so killing the launch's process group leaves the workers running, and they would go on
+    (training, say) and publish; when the namespace's init dies the kernel kills everything in it, as
+    a Slurm job's cgroup does."""
+    return ["unshare", "--net", "--pid", "--kill-child", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+            *torchrun_args, *argv]
+
+
 # ----------------------------------------------------------------------------- Slurm, in the background
 SLURM_TOOLS = ("unshare", "munged", "slurmctld", "slurmd", "sbatch", "squeue")
 SLURM_TEST = "test_slurm_executor_reproduces_the_local_results"

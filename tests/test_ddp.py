@@ -13,14 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import copy_repo, run_cmd, signal_when_ready
+from conftest import copy_repo, needs_unshare, run_cmd, signal_when_ready, torchrun_cmd
 from trilemma.artifacts import load_tensors
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                       reason="runs torchrun inside private network and PID namespaces (needs root and unshare)"),
-]
+pytestmark = [pytest.mark.slow, needs_unshare]
 
 ENV = {"OMP_NUM_THREADS": "1"}
 STATE = "results/ci/.resume/teacher_ddpm/state.pt"
@@ -31,16 +27,9 @@ def train_cmd(out):
             "--data", "results/ci/data/gauss25.safetensors", "--out", out, "--no-progress"]
 
 
-def torchrun_cmd(out, *torchrun_args):
-    """Two gloo ranks under torchrun.  Its rendezvous and gloo open sockets: keep them on a private
-    loopback-only network.  And a private PID namespace whose init is torchrun (``--kill-child``:
-    also when only unshare dies): torchrun starts every worker in a session of its own, so killing
-    the launch's process group leaves the workers running, and they would go on training and publish
-    the model; when the namespace's init dies the kernel kills everything in it, as a Slurm job's
-    cgroup does."""
-    return ["unshare", "--net", "--pid", "--kill-child", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-            *torchrun_args, *train_cmd(out)]
+def torchrun_train(out, *torchrun_args):
+    """The ci teacher's training as two gloo ranks (``conftest.torchrun_cmd``)."""
+    return torchrun_cmd(train_cmd(out), *torchrun_args)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,7 @@ def ci_runs(tmp_path_factory):
     run_cmd(["trilemma", "fetch-data", "--profile", "ci", "--dataset", "gauss25",
              "--out", "results/ci/data/gauss25.safetensors"], cwd=repo)
     run_cmd([sys.executable, *train_cmd("one/model.safetensors")], cwd=repo, env=ENV)
-    proc = run_cmd(torchrun_cmd("two/model.safetensors"), cwd=repo, env=ENV)
+    proc = run_cmd(torchrun_train("two/model.safetensors"), cwd=repo, env=ENV)
     return repo, proc
 
 
@@ -87,7 +76,7 @@ def test_killed_two_rank_training_resumes_to_the_uninterrupted_weights(ci_runs, 
     out, state = repo / "three/model.safetensors", repo / STATE
     assert not state.exists()  # the uninterrupted 2-rank run cleared its resume state
     # --tee 2: the ranks' stderr reaches ours prefixed with their rank ("[default0]:").
-    cmd = torchrun_cmd("three/model.safetensors", "--tee", "2", "--log-dir", str(tmp_path / "torchrun-logs"))
+    cmd = torchrun_train("three/model.safetensors", "--tee", "2", "--log-dir", str(tmp_path / "torchrun-logs"))
     running = {}
 
     def ready():  # the first checkpoint is written: note the launch's processes, then kill them

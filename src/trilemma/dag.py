@@ -27,7 +27,7 @@ CODE = {
     "train": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
     "sample": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "stages/sample.py"],
+        PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py"],
     "sampler:ddpm": [PKG + "sampling/ddpm.py", PKG + "diffusion/timesteps.py"],
     "sampler:ddim": [PKG + "sampling/ddim.py", PKG + "diffusion/timesteps.py"],
     "sampler:pf_ode": [PKG + "sampling/pf_ode.py"],
@@ -72,7 +72,7 @@ CODE_IMAGES = {
         PKG + "models/classifier.py", PKG + "training/loop.py", PKG + "training/tasks/classifier.py",
         PKG + "stages/feature_net.py"],
     "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
-    "evaluate": _FEATURES,
+    "evaluate": _FEATURES + [PKG + "training/distributed.py"],
     "report": [PKG + "reporting/images.py"],
     # progressive distillation and DDGAN on images: the toy's tasks through image-only stages
     # (``trilemma train-images`` / ``distill-images``: uint8 batches scaled, networks on the GPU)

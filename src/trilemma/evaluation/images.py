@@ -143,6 +143,19 @@ def extract(spec: dict, images: torch.Tensor, batch_size: int, device: torch.dev
                                          save_cpu_ram=True, verbose=False)
 
 
+def extract_sharded(ctx, spec: dict, images: torch.Tensor, batch_size: int,
+                    device: torch.device) -> dict[str, torch.Tensor] | None:
+    """``extract`` with the batches shared among the ranks of ``ctx`` (``training/distributed.py``):
+    each rank runs a contiguous run of whole batches, so every batch is the one a single process
+    runs; rank 0 gets all features in image order, the other ranks None."""
+    mine = ctx.batch_slice(images.shape[0], batch_size)
+    parts = ctx.gather(extract(spec, images[mine], batch_size, device) if mine.stop > mine.start else None)
+    if parts is None:
+        return None
+    parts = [p for p in parts if p is not None]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
 def reference_tensors(features: dict, spec: dict, max_subset: int, seed: int) -> dict[str, torch.Tensor]:
     """FID statistics of all reference features, a seeded subset for KID/PRC, and the real data's IS."""
     fid = features[spec["fid"]].double()

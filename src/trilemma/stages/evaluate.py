@@ -4,10 +4,15 @@ Guidance banks (with requested labels) add ``class_consistency`` and, given ``--
 CFG teacher's reference sampler at the same w), ``fd_to_teacher``: the Frechet distance between the
 two sample sets (0 for the reference bank itself, empty where there is no reference).
 Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
-reference statistics (``trilemma.evaluation.images``)."""
+reference statistics (``trilemma.evaluation.images``).
+
+Several GPUs on an image profile (``resources.evaluate.gpu`` > 1; issue 7): the verb re-runs itself
+under torchrun, the ranks extract the features of disjoint runs of whole batches (the expensive part:
+an Inception pass per image) and rank 0 gathers them, computes the metrics once and writes.  The toy
+metrics stay in one process: they take seconds on 2-D points, less than starting the ranks."""
 from __future__ import annotations
 
-from trilemma import config
+from trilemma import config, dag
 from trilemma.artifacts import ArtifactError, load_tensors, save_json
 from trilemma.evaluation.fidelity import frechet_distance, precision_recall
 from trilemma.evaluation.toy import class_consistency, mode_metrics
@@ -24,6 +29,11 @@ def add_arguments(p):
 
 def run(args):
     cfg = config.load(args.profile)
+    if not dag.is_2d(cfg):
+        import sys
+
+        from trilemma.training.distributed import launch
+        launch(dag.resources(cfg, "evaluate")["gpu"], sys.argv[1:])
     ev = cfg["evaluation"]
     bank, bmeta = load_tensors(args.bank)
     data, dmeta = load_tensors(args.data)
@@ -60,8 +70,10 @@ def run_images(args, cfg, samples, bmeta, dmeta):
     import torch
 
     from trilemma import paths
-    from trilemma.evaluation.images import extract, extractor_spec, image_metrics, sha256sum
+    from trilemma.evaluation.images import extract_sharded, extractor_spec, image_metrics, sha256sum
+    from trilemma.training.distributed import context, shutdown
 
+    ctx = context()
     ev, evi = cfg["evaluation"], cfg["evaluation"]["images"]
     spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg["profile"]))
     if not args.reference:
@@ -70,7 +82,10 @@ def run_images(args, cfg, samples, bmeta, dmeta):
     if rmeta.get("extractor_key") != spec["key"] or rmeta.get("data_sha256") != sha256sum(args.data):
         raise ArtifactError(f"{args.reference}: computed with another dataset or extractor; re-run reference-stats")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    feats = extract(spec, samples, evi["batch_size"], device)
+    feats = extract_sharded(ctx, spec, samples, evi["batch_size"], device)
+    shutdown()
+    if feats is None:   # not rank 0
+        return
     row = {k: v for k, v in bmeta.items() if k not in ("kind", "timing")}
     row.update(image_metrics(feats, ref, spec, ev, evi, cfg["seed"]))
     row.update({"dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"})

@@ -20,20 +20,28 @@ Guidance (class-conditional models; labels balanced over the classes, stored in 
   gstoch-w<W>-s<N>                   the guided students' N-step stochastic sampler (Meng et al.)
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 Image banks hold uint8 samples, quantised once here (no lossy files), as the metrics read them.
+
+Several GPUs (``resources.sample.gpu`` > 1; issue 7): the verb re-runs itself under torchrun and each
+rank draws a contiguous run of whole batches (``training/distributed.py``: ``batch_slice``).  Batch b
+keeps its size and its seed (config seed, b), so the bank equals the 1-rank bank; rank 0 gathers the
+runs in batch order and alone writes.  The clock runs on rank 0 after the other ranks have finished:
+``time_per_100_s`` is one device's time, as in a 1-rank run.
 """
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import asdict, dataclass
 
 import torch
 from tqdm import tqdm
 
-from trilemma import config
+from trilemma import config, dag
 from trilemma.artifacts import load_model, save_tensors
 from trilemma.diffusion.timesteps import SKIPS, respaced, sampling_grid
 from trilemma.evaluation.timing import time_per_batch
 from trilemma.sampling.common import CountNFE
+from trilemma.training.distributed import context, launch, shutdown
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,8 @@ def add_arguments(p):
 def run(args):
     cfg = config.load(args.profile)
     spec = parse_spec(args.spec)
+    launch(dag.resources(cfg, "sample")["gpu"], sys.argv[1:])
+    ctx = context()
     torch.set_num_threads(cfg["timing"]["threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     denoiser, info = load_model(args.model_dir)
@@ -206,19 +216,15 @@ def run(args):
         n = cfg["guidance"]["eval"]["num_samples"]
         labels = balanced_labels(n, info["model"]["num_classes"], device)
     cond_of = (lambda lo, hi: None) if labels is None else (lambda lo, hi: {"y": labels[lo:hi], "w": spec.w})
-    chunks, nfe = [], None
-    for b in tqdm(range(0, n, bs), desc=f"sample {spec.spec}", disable=args.no_progress, unit="batch"):
-        g = torch.Generator(device).manual_seed(cfg["seed"] * 1_000_003 + b // bs)
-        x_T = torch.randn((min(bs, n - b), *shape), generator=g, device=device)
-        for c in counters:
-            c.nfe = 0
-        chunks.append(sampler(x_T, g, cond_of(b, b + x_T.shape[0])).cpu())
-        step_nfe = sum(c.nfe for c in counters)   # network passes, the classifier's included
-        nfe = step_nfe if nfe is None else max(nfe, step_nfe)
-    samples = torch.cat(chunks)
-    if len(shape) > 1:
-        from trilemma.data.images import to_uint8
-        samples = to_uint8(samples)
+    mine = ctx.batch_slice(n, bs)
+    batches = tqdm(range(mine.start, mine.stop, bs), desc=f"sample {spec.spec}", unit="batch",
+                   disable=args.no_progress or not ctx.is_main)
+    parts = ctx.gather(draw(sampler, counters, batches, n, bs, shape, cfg["seed"], device, cond_of))
+    shutdown()
+    if parts is None:   # not rank 0
+        return
+    samples = torch.cat([x for chunks, _ in parts for x in chunks])
+    nfe = max((nfe for _, nfe in parts if nfe is not None), default=None)
     tm = cfg["timing"]
     g = torch.Generator(device).manual_seed(cfg["seed"])
     x_100 = torch.randn((tm["batch"], *shape), generator=g, device=device)
@@ -233,6 +239,26 @@ def run(args):
             "train_seed": info.get("seed")}
     save_tensors(args.out, {"samples": samples, **({} if labels is None else {"labels": labels.cpu()})}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")
+
+
+def draw(sampler, counters, batches, n: int, bs: int, shape: tuple, seed: int, device, cond_of):
+    """(samples of each batch start b in ``batches``, on the CPU; their NFE): batch b // bs starts
+    from noise seeded with (seed, b // bs), so a batch is the same on any rank.  Image samples are
+    quantised here, per batch (``to_uint8`` is elementwise: the same as quantising the whole bank)."""
+    images = len(shape) > 1
+    if images:
+        from trilemma.data.images import to_uint8
+    chunks, nfe = [], None
+    for b in batches:
+        g = torch.Generator(device).manual_seed(seed * 1_000_003 + b // bs)
+        x_T = torch.randn((min(bs, n - b), *shape), generator=g, device=device)
+        for c in counters:
+            c.nfe = 0
+        x = sampler(x_T, g, cond_of(b, b + x_T.shape[0])).cpu()
+        chunks.append(to_uint8(x) if images else x)
+        step_nfe = sum(c.nfe for c in counters)   # network passes, the classifier's included
+        nfe = step_nfe if nfe is None else max(nfe, step_nfe)
+    return chunks, nfe
 
 
 def balanced_labels(n: int, num_classes: int, device) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Data parallelism for the one training loop, under ``torchrun`` (NCCL on GPUs, gloo on CPU).
+"""Data parallelism under ``torchrun`` (NCCL on GPUs, gloo on CPU): the one training loop, and the
+sampling and feature extraction that shard their batches (issue 7).
 
 Every rank draws the same *global* batch and randomness from the same seeded generator and keeps
 its slice (``task.shard``); gradients are averaged across ranks after backward, which is what
@@ -6,6 +7,11 @@ DistributedDataParallel computes (without its bucketing).  Because the slices ar
 average of the ranks' mean losses is the global batch's mean loss, so a run on any number of ranks
 follows the 1-rank run with the same global batch up to float reduction order.  Only rank 0 writes
 checkpoints, logs and artifacts.  Without torchrun (no WORLD_SIZE) everything is a no-op.
+
+Sampling and evaluation split work, not a batch: the ``ceil(n / batch_size)`` global batches of a
+bank (or of the images whose features are extracted) are cut into contiguous runs, one per rank
+(``batch_slice``); every batch keeps its index, size and seed, so it is computed exactly as in the
+1-rank run, and rank 0 gathers the runs in rank order (``gather``), i.e. in batch order.
 """
 from __future__ import annotations
 
@@ -31,6 +37,22 @@ class Context:
                              f"ranks ({self.world}); change the batch_size in the config")
         local = global_batch // self.world
         return slice(self.rank * local, (self.rank + 1) * local)
+
+    def batch_slice(self, n: int, batch_size: int) -> slice:
+        """This rank's items of ``range(n)`` cut into global batches of ``batch_size``: a contiguous
+        run of whole batches (the first ``num_batches % world`` ranks take one batch more)."""
+        per, extra = divmod(-(-n // batch_size), self.world)
+        first = self.rank * per + min(self.rank, extra)
+        last = first + per + (self.rank < extra)
+        return slice(min(first * batch_size, n), min(last * batch_size, n))
+
+    def gather(self, obj) -> list | None:
+        """Every rank's ``obj`` (picklable; tensors on the CPU), in rank order, on rank 0; None elsewhere."""
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
 
     def average_gradients(self, params) -> None:
         if self.world == 1:
