@@ -123,8 +123,10 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
     state_path, log_path = resume_dir / "state.pt", resume_dir / "log.jsonl"
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
+    # foreach: one kernel per op over all parameters (PyTorch's default on GPUs only); the same
+    # values as the per-parameter loop (checked bitwise on the toy MLP), 4% less time per CPU step
     optims = {ph.name: torch.optim.Adam([p for m in ph.modules for p in task.modules[m].parameters()],
-                                        lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay)
+                                        lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay, foreach=True)
               for ph in task.phases}
     ema = {m: copy.deepcopy(task.modules[m]).requires_grad_(False) for m in task.ema_modules}
     step = 0
@@ -189,8 +191,8 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                 logs.update({f"{ph.name}_{k}": float(v) for k, v in extra.items()})
             with torch.no_grad():
                 for name, ema_mod in ema.items():
-                    for pe, p in zip(ema_mod.parameters(), task.modules[name].parameters()):
-                        pe.lerp_(p, 1.0 - cfg.ema_decay)
+                    torch._foreach_lerp_(list(ema_mod.parameters()), list(task.modules[name].parameters()),
+                                         1.0 - cfg.ema_decay)
                     for be, b in zip(ema_mod.buffers(), task.modules[name].buffers()):
                         be.copy_(b)
             step += 1
