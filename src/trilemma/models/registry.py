@@ -19,7 +19,7 @@ def build_model(model_cfg: dict, data_dim, out_dim: int | None = None) -> nn.Mod
         m = model_cfg
         if kind == "gan_generator":
             return GANGenerator(data_dim, m["nz"], m["hidden"], m["layers"])
-        return DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"])
+        return DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"], m.get("g_fourier", 0))
     if kind == "unet":
         from trilemma.models.unet import build_unet
         return build_unet(model_cfg, data_dim)

@@ -30,7 +30,7 @@ def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_di
     """The task and the ``model`` entry of model.json (what rebuilds G)."""
     m, train_cfg = section["model"], section["train"]
     if method == "ddgan":
-        G = DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"])
+        G = DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"], m.get("g_fourier", 0))
         D = DDGANDiscriminator(data_dim, m["hidden"], m["layers"], m["emb_dim"], m["d_fourier"])
         schedule = DiscreteSchedule.from_config(ddgan_schedule(section, steps))
         return DDGANTask(G, D, schedule, x0, train_cfg), {"kind": "ddgan_generator", **m}

@@ -2,12 +2,18 @@
 
 - :class:`DDGANTask`, Denoising Diffusion GAN (Xiao, Kreis & Vahdat 2022, Sec. 3, Eq. 4-9), following
   the official ``train_ddgan.py`` where it and the paper differ:
-  D step: t ~ U{0..T-1} per sample, real pair (x_{t-1}, x_t) from :func:`q_sample_pairs`, fake
+  D step: t ~ U{0..T-1} per sample (or, with ``train.t0_share``, index 0 with that probability and
+  the others uniformly; not in the paper or the code, see below), real pair (x_{t-1}, x_t) from :func:`q_sample_pairs`, fake
   x'_{t-1} ~ q(x_{t-1} | x_t, x0' = G(x_t, z, t)); L_D = softplus(-D(real)) + softplus(D(fake))
   (non-saturating loss), plus the R1 penalty (gamma/2) E||grad_{x_{t-1}} D(x_{t-1}, x_t, t)||^2 on the
   real x_{t-1} at every ``lazy_reg``-th step, *not* rescaled by the interval (the code; StyleGAN2
   rescales) and added to that step's D loss before its single update (the code).
   G step: fresh t and pairs from the same data batch, L_G = softplus(-D(fake)).  EMA on G.
+  ``t0_share``: index 0 is the last denoising step, G(x_1, z, 0) -> x0 with no posterior noise after it,
+  the only step whose output must be sharp (std-0.05 modes, about 9 of them per x_1 at T = 4); the
+  other steps output noisy x_{t-1} and are easier.  A uniform t gives it a quarter of a short run's
+  updates; a larger share spends the same budget where the run fails (a non-uniform t distribution,
+  as in importance-sampled diffusion training, Nichol & Dhariwal 2021, Sec. 3.3).
 - :class:`GANTask`, the vanilla non-saturating GAN (Goodfellow et al. 2014, Sec. 3): the same losses
   on G(z) and D(x), no penalty.
 - :class:`WGANGPTask`, WGAN-GP (Gulrajani et al. 2017, Alg. 1): critic loss D(fake) - D(real) +
@@ -59,13 +65,20 @@ class DDGANTask(_Adversarial):
     def __init__(self, G, D, schedule, x0: torch.Tensor, train: dict):
         super().__init__(G, D, x0, train["batch_size"])
         self.chain, self.r1_gamma = ChainTable(schedule), train["r1_gamma"]
+        self.t0_share = train.get("t0_share")
         betas = tuple(train["betas"])
         self.phases = [Phase("D", ["D"], self.loss_d, lr=train["lr_d"], betas=betas,
                              lazy_every=train["lazy_reg"]),
                        Phase("G", ["G"], self.loss_g, lr=train["lr_g"], betas=betas)]
 
     def _pairs(self, x0, gen):
-        t = torch.randint(0, self.chain.num_steps, (x0.shape[0],), generator=gen)
+        T = self.chain.num_steps
+        if self.t0_share is None or T == 1:
+            t = torch.randint(0, T, (x0.shape[0],), generator=gen)
+        else:   # index 0 (the last denoising step) with probability t0_share, the others uniformly
+            probs = torch.full((T,), (1 - self.t0_share) / (T - 1))
+            probs[0] = self.t0_share
+            t = torch.multinomial(probs, x0.shape[0], replacement=True, generator=gen)
         x_prev, x_t = q_sample_pairs(self.chain, x0, t, gen)
         return t, x_prev, x_t
 
