@@ -176,6 +176,22 @@ def test_one_phase_per_network_trains_both(kind, tmp_path):
         assert [r["step"] - 1 for r in logs if "D_r1" in r] == list(range(0, 20, 4))
 
 
+@pytest.mark.parametrize("share", [None, 0.5])
+def test_t0_share_draws_the_last_step_with_its_probability(share):
+    """``train.t0_share``: index 0 (the last denoising step) with probability t0_share, the other T - 1
+    indices uniformly; None keeps the official uniform draw. G's ``fourier`` widens its [x_t, z] input
+    as the discriminators' does."""
+    task = DDGANTask(DDGANGenerator(2, 2, 16, 2, 8, fourier=3), DDGANDiscriminator(2, 16, 2, 8, fourier=2),
+                     ddgan_schedule(), tiny_data(), {**TRAIN, "t0_share": share})
+    assert task.modules["G"].net.hidden[0].in_features == 4 * 7       # [x_t, z]: 4 coordinates, 3 octaves
+    x0 = tiny_data()[:1].expand(40000, -1)
+    t, _, _ = task._pairs(x0, torch.Generator().manual_seed(0))
+    T = task.chain.num_steps
+    want = torch.full((T,), 1 / T) if share is None else torch.tensor([share] + [(1 - share) / (T - 1)] * (T - 1))
+    got = torch.bincount(t, minlength=T).double() / t.numel()
+    assert torch.allclose(got, want.double(), atol=0.01), (got, want)
+
+
 class Killed(Exception):
     pass
 
