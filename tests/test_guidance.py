@@ -269,6 +269,23 @@ def test_guidance_config_checks():
     assert "outside [w_min, w_max]" in str(err.value) and "stochastic_steps: 3" in str(err.value)
 
 
+def test_guidance_round_lr_per_round():
+    """guidance.rounds.lr takes a plain value or {default, s<N>} like distill.rounds.lr: a round
+    reads (and its job depends on) only its own entry."""
+    cfg = config.load(root=REPO)
+    per_round = copy.deepcopy(cfg)
+    per_round["guidance"]["rounds"]["lr"] = {"default": 1e-3, "s4": 2e-3}
+    config.validate(per_round)
+    assert dag.round_key(per_round, "lr", 4, "guidance") == "guidance.rounds.lr.s4"
+    assert dag.round_key(per_round, "lr", 8, "guidance") == "guidance.rounds.lr.default"
+    jobs = {j.name: j for j in dag.jobs(per_round)}
+    assert "guidance.rounds.lr.s4" in jobs["distill-guided_s4"].params
+    assert "guidance.rounds.lr.s4" not in jobs["distill-guided_s8"].params
+    per_round["guidance"]["rounds"]["lr"] = {"s4": 2e-3}   # no default
+    with pytest.raises(config.ConfigError):
+        config.validate(per_round)
+
+
 def test_guidance_table_checks_the_targets():
     rows = []
     for w, cc, p, r in ((0.0, 0.6, 0.8, 0.9), (1.0, 0.8, 0.85, 0.7), (4.0, 0.95, 0.9, 0.4)):

@@ -345,7 +345,8 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     return out + round_jobs(cfg, data, "distill", PD_TEACHER)
 
 
-GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "guidance.stage1.w_max", "guidance.half_grid")}
+GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "guidance.stage1.w_max", "guidance.stage1.w_ends",
+                                                  "guidance.half_grid", "guidance.rounds.last_step")}
 
 
 def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:

@@ -65,7 +65,8 @@ def round_settings(cfg: dict, args, tensors: dict) -> tuple[str, dict, float]:
     if args.chain == "guidance":
         s1 = cfg["guidance"]["stage1"]
         guided = {"labels": tensors["train_labels"], "w_range": (s1["w_min"], s1["w_max"]),
-                  "half_grid": cfg["guidance"]["half_grid"]}
+                  "half_grid": cfg["guidance"]["half_grid"], "w_ends": s1["w_ends"],
+                  "last_step": cfg["guidance"]["rounds"]["last_step"]}
     lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps, args.chain))
     return cfg["distill"]["teacher"]["weighting"], guided, lr
 

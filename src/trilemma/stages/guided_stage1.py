@@ -46,7 +46,8 @@ def run(args):
     torch.manual_seed(cfg["seed"])
     student, model = w_student(teacher, info, s1["w_emb_dim"])
     task = GuidedStudentTask(student, guided_teacher(teacher, info), tensors["train"], tensors["train_labels"],
-                             s1["train"], (s1["w_min"], s1["w_max"]), cfg["distill"]["teacher"]["weighting"])
+                             s1["train"], (s1["w_min"], s1["w_max"]), cfg["distill"]["teacher"]["weighting"],
+                             s1["w_ends"])
     train_stage_one(args, cfg, task, info, meta, model)
 
 

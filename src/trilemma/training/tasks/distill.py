@@ -19,6 +19,10 @@ carries its class label, and teacher and student see the same ``cond = {y, w}``.
 ``half_grid`` the student also learns its step t -> t - 1/N from the half-grid times t = j/2N (our
 reading of the paper's Algorithm 3, "edge cases" of the stochastic sampler, whose jumps start off
 the grid of the model that takes them): the teacher is still only evaluated on its own grid.
+``w_ends`` (``guidance.stage1.w_ends``) puts that share of the examples at w_min or w_max exactly;
+``last_step`` (``guidance.rounds.last_step``) puts that share of the batch at the student's last step
+t = 1/N, the rest i ~ U{1..N} as in Algorithm 2 (our choice, the paper samples i uniformly: the guided
+students lose their class consistency in that step, measured in params.yaml).
 """
 from __future__ import annotations
 
@@ -55,9 +59,10 @@ class DistillTask:
 
     def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, rounds: dict,
                  steps: int, weighting: str, labels: torch.Tensor | None = None,
-                 w_range: tuple[float, float] | None = None, half_grid: bool = False):
+                 w_range: tuple[float, float] | None = None, half_grid: bool = False,
+                 w_ends: float = 0.0, last_step: float = 0.0):
         self.student, self.teacher, self.steps, self.weighting = student, teacher, steps, weighting
-        self.labels, self.w_range = labels, w_range
+        self.labels, self.w_range, self.w_ends, self.last_step = labels, w_range, w_ends, last_step
         self.grid = 2 * steps if half_grid else steps
         self.teacher.requires_grad_(False)
         self.modules = {"net": student.net}
@@ -71,8 +76,10 @@ class DistillTask:
         x, y = batch
         sched = self.student.schedule
         i = torch.randint(1, self.grid + 1, (x.shape[0],), generator=gen)
+        if self.last_step:   # this share of the batch at the student's last step t = 1/N (guided rounds)
+            i = torch.where(torch.rand(x.shape[0], generator=gen) < self.last_step, self.grid // self.steps, i)
         eps = torch.randn(x.shape, generator=gen)
-        cond = guidance_cond(y, self.w_range, gen, self.shard)
+        cond = guidance_cond(y, self.w_range, gen, self.shard, self.w_ends)
         x, i, eps = x[self.shard], i[self.shard], eps[self.shard]  # this rank's slice
         t = i.double() / self.grid
         alpha, sigma = (_bcast(c, x) for c in sched.alpha_sigma(t))

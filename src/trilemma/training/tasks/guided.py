@@ -4,7 +4,7 @@
   Algorithm 1): a student x^_eta1(z_t, w, c), initialised from the CFG teacher (its new w embedding
   starts at zero, ``models/mlp.py``), regresses onto the guided teacher
   x^w = (1 + w) x^(z_t, c) - w x^(z_t, ∅) at the same z_t and w, with w ~ U[w_min, w_max],
-  t ~ U[0, 1], z_t from real data, and the teacher's weighting (``weighted_loss`` with
+  t ~ U[0, 1], z_t from real data (a share ``w_ends`` of the examples at w_min or w_max exactly), and the teacher's weighting (``weighted_loss`` with
   eps~ = (z_t - alpha x~) / sigma; the paper leaves omega(lambda) unspecified).  The label c is
   the example's own class (the paper drops c from its notation); w is one draw per example.
 - :class:`NoisyClassifierTask`, the noise-conditional classifier of classifier guidance (Dhariwal &
@@ -31,15 +31,21 @@ def labelled_batch(self, gen: torch.Generator):
 
 
 def guidance_cond(y: torch.Tensor | None, w_range: tuple[float, float] | None, gen: torch.Generator,
-                  shard=slice(None)) -> dict | None:
+                  shard=slice(None), w_ends: float = 0.0) -> dict | None:
     """``{y, w}`` with w ~ U[w_min, w_max] per example (Algorithm 1 and 2), this rank's slice;
-    None for an unconditional task."""
+    None for an unconditional task.  With ``w_ends`` > 0 that share of the examples takes w = w_min or
+    w_max exactly (half each), the rest stay uniform (``guidance.stage1.w_ends``: our choice, the paper
+    samples w uniformly; the uniform draw's error is largest at the ends of the range)."""
     if y is None:
         return None
     cond = {"y": y[shard]}
     if w_range is not None:
         lo, hi = w_range
-        cond["w"] = (lo + (hi - lo) * torch.rand(y.shape[0], generator=gen))[shard]
+        u = torch.rand(y.shape[0], generator=gen)
+        if w_ends:
+            v = torch.rand(y.shape[0], generator=gen)
+            u = torch.where(v < w_ends / 2, 0.0, torch.where(v < w_ends, 1.0, u))
+        cond["w"] = (lo + (hi - lo) * u)[shard]
     return cond
 
 
@@ -54,8 +60,9 @@ class GuidedStudentTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
     def __init__(self, student, guided_teacher, x0: torch.Tensor, labels: torch.Tensor, train: dict,
-                 w_range: tuple[float, float], weighting: str):
+                 w_range: tuple[float, float], weighting: str, w_ends: float = 0.0):
         self.student, self.teacher, self.weighting, self.w_range = student, guided_teacher, weighting, w_range
+        self.w_ends = w_ends
         self.teacher.requires_grad_(False)
         self.modules = {"net": student.net}
         self.ema_modules = ["net"]   # ema_decay = 0: the raw weights
@@ -67,7 +74,7 @@ class GuidedStudentTask:
     def loss(self, batch, gen: torch.Generator):
         x, y = batch
         t, alpha, sigma, z = _noisy(self.student.schedule, x, gen)
-        cond = guidance_cond(y, self.w_range, gen, self.shard)
+        cond = guidance_cond(y, self.w_range, gen, self.shard, self.w_ends)
         sl = self.shard
         x, t, alpha, sigma, z = x[sl], t[sl], alpha[sl], sigma[sl], z[sl]
         with torch.no_grad():
