@@ -1,7 +1,8 @@
 # Progressive distillation rounds (Salimans & Ho 2022, Algorithm 2): one job per round, each round's
 # model the next round's input (dag.round_jobs). One thread each, so a round trains while the
 # previous round's banks are sampled and evaluated on the other core. The chain is the critical path
-# of the distillation part, so a ready round starts before any waiting sample/evaluate job. The same
+# of the distillation part, so a ready round (and guided distillation's stage one, which heads its chain)
+# starts before any waiting sample/evaluate job. The same
 # rule runs the stage-two rounds of guided distillation (guided_s<N>, Meng et al. 2023, Algorithm 2),
 # after guided_stage1 (Algorithm 1: the w-conditioned student guided_w of the CFG teacher).
 ruleorder: distill > guided_stage1 > train
@@ -42,6 +43,7 @@ rule guided_stage1:
     wildcard_constraints:
         model=dag.GUIDED_STUDENT,
     threads: 1
+    priority: 10
     resources:
         **rule_resources("guided_stage1"),
     log:
