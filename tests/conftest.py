@@ -93,16 +93,20 @@ needs_unshare = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") 
                                    reason="runs torchrun inside private network and PID namespaces (needs root and unshare)")
 
 
+def private_namespace(cmd) -> list[str]:
+    """``cmd`` in private network and PID namespaces (``needs_unshare``), for commands that start
+    torchrun: its rendezvous and gloo open sockets, kept on a private loopback-only network.  The
+    PID namespace's init is ``cmd`` (``--kill-child``: also when only unshare dies): torchrun starts
+    every worker in a session of its own, so killing the launch's process group leaves the workers
+    running, and they would go on (training, say) and publish; when the namespace's init dies the
+    kernel kills everything in it, as a Slurm job's cgroup does."""
+    return ["unshare", "--net", "--pid", "--kill-child", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+
+
 def torchrun_cmd(argv, *torchrun_args) -> list[str]:
-    """``python <argv>`` as two gloo ranks under torchrun.  Its rendezvous and gloo open sockets: keep
-    them on a private loopback-only network.  And a private PID namespace whose init is torchrun
-    (``--kill-child``: also when only unshare dies): torchrun starts every worker in a session of its
-    own, so killing the launch's process group leaves the workers running, and they would go on
-    (training, say) and publish; when the namespace's init dies the kernel kills everything in it, as
-    a Slurm job's cgroup does."""
-    return ["unshare", "--net", "--pid", "--kill-child", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-            *torchrun_args, *argv]
+    """``python <argv>`` as two gloo ranks under torchrun, in a private namespace (``private_namespace``)."""
+    return private_namespace([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                              *torchrun_args, *argv])
 
 
 # ----------------------------------------------------------------------------- Slurm, in the background

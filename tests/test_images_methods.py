@@ -71,9 +71,10 @@ def test_discriminator_and_minibatch_stddev():
     assert D(x, x, torch.arange(8.0)).shape == (8,)
     h = torch.randn(8, 5, 2, 2)
     out = minibatch_stddev(h)
-    g = h.reshape(4, 2, 5, 2, 2)
-    expected = (g.var(0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # per position in the group
-    assert out.shape == (8, 6, 2, 2) and torch.allclose(out[:, 5, 0, 0], expected.repeat(4))
+    g = h.reshape(2, 4, 5, 2, 2)       # groups of 4 consecutive examples: a rank's slice holds whole groups
+    expected = (g.var(1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # one std per group
+    assert out.shape == (8, 6, 2, 2) and torch.allclose(out[:, 5, 0, 0], expected.repeat_interleave(4))
+    assert torch.allclose(minibatch_stddev(h[4:]), out[4:])    # a slice of whole groups: the same channel
 
 
 def test_generator_round_trips_through_model_json_and_samples(tmp_path):

@@ -16,7 +16,7 @@ q(x_{t-1} | x_t, x0') is sampled outside, ``sampling/ddgan.py``), a U-Net in the
 Discriminator D(x_{t-1}, x_t, t) -> logit, the official ``Discriminator_small``: x_{t-1} and x_t
 concatenated along channels, a 1x1 conv, ``DownConvBlock``s (LeakyReLU(0.2), conv, + dense(t_emb),
 LeakyReLU, [down], zero-initialised conv, 1x1 skip, sum / sqrt(2)), minibatch standard deviation
-(group 4), a 3x3 conv, LeakyReLU, a spatial sum and a linear layer.
+(groups of 4 consecutive examples), a 3x3 conv, LeakyReLU, a spatial sum and a linear layer.
 
 Both take the 0-indexed chain index t (the code's convention, methods.md §4.1) as a float.  On CUDA
 the generator runs under bf16 autocast like the U-Net (``unet.cuda_forward``)."""
@@ -172,13 +172,19 @@ class DDGANImageDiscriminator(nn.Module):
 
 
 def minibatch_stddev(h: torch.Tensor, group: int = 4) -> torch.Tensor:
-    """One extra channel: the std over groups of ``group`` examples, averaged (ProGAN / StyleGAN2)."""
+    """One extra channel: the std over groups of ``group`` examples, averaged (ProGAN / StyleGAN2).
+
+    The groups are runs of consecutive examples (the official code groups every (b/group)-th
+    example; a batch's examples are drawn independently, so the two are the same in distribution):
+    under ``torchrun`` a rank's slice of the global batch (``training/distributed.py``), a multiple
+    of ``group`` long, then holds whole groups of the global batch, and N ranks compute the 1-rank
+    discriminator (the official DDP code groups within each GPU's batch, which differs)."""
     b, c, hh, ww = h.shape
     g = min(b, group)
     if b % g:
         g = 1
-    std = (h.reshape(g, -1, c, hh, ww).var(0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
-    return torch.cat([h, std.reshape(-1, 1, 1, 1).repeat(g, 1, hh, ww)], dim=1)
+    std = (h.reshape(-1, g, c, hh, ww).var(1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))
+    return torch.cat([h, std.repeat_interleave(g).reshape(-1, 1, 1, 1).expand(b, 1, hh, ww)], dim=1)
 
 
 def build_generator(model_cfg: dict, data_dim) -> DDGANImageGenerator:

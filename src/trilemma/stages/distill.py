@@ -4,18 +4,21 @@ from ``--teacher-dir``, initialise the N-step student as its copy, train it with
 other models.  ``--chain guidance`` runs stage two of guided distillation (Meng et al. 2023,
 Algorithm 2): the same task on the w-conditioned model, each example with its label and
 w ~ U[guidance.stage1.w_min, w_max]; the students are ``guided_s<N>``.  Resume state lives in results/<profile>/.resume/pd_s<N>/; a killed round continues
-from its last checkpoint when re-run (the fingerprint includes the teacher's weights)."""
+from its last checkpoint when re-run (the fingerprint includes the teacher's weights).  With
+``resources.distill.gpu`` > 1 the round re-launches itself under ``torchrun``, as ``train`` does."""
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from trilemma import config, dag, paths
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.stages.train import publish
+from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.distill import DistillTask
 
@@ -41,6 +44,7 @@ def round_loop_config(cfg: dict, steps: int, chain: str = "distill") -> LoopConf
 def run(args):
     cfg = config.load(args.profile)
     rounds = check_round(cfg, args)
+    launch(dag.resources(cfg, "distill")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     net = copy.deepcopy(teacher.net).requires_grad_(True).train()

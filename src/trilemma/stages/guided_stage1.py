@@ -3,11 +3,13 @@ from ``--teacher-dir``, build the w-conditioned student as a copy of it with a n
 w embedding (``models/mlp.py``: at initialisation it equals the teacher's conditional model), train
 it with the shared loop to match the guided teacher (:class:`~trilemma.sampling.guidance.CFGDenoiser`,
 2 teacher passes per example) for w ~ U[w_min, w_max] (``guidance.stage1``), and publish it as
-``guided_w``, the teacher of the stage-two rounds (``trilemma distill --chain guidance``)."""
+``guided_w``, the teacher of the stage-two rounds (``trilemma distill --chain guidance``).  With
+``resources.guided_stage1.gpu`` > 1 it re-launches itself under ``torchrun``, as ``train`` does."""
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -18,6 +20,7 @@ from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
 from trilemma.models.registry import build_model
 from trilemma.sampling.guidance import CFGDenoiser
 from trilemma.stages.train import publish
+from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.guided import GuidedStudentTask
 
@@ -41,6 +44,7 @@ def w_student(teacher: Denoiser, info: dict, w_emb_dim: int) -> tuple[Denoiser, 
 def run(args):
     cfg = config.load(args.profile)
     s1 = cfg["guidance"]["stage1"]
+    launch(dag.resources(cfg, "guided_stage1")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     torch.manual_seed(cfg["seed"])

@@ -8,16 +8,20 @@ teacher for w ~ U[w_min, w_max].  The uint8 batches are scaled (and flipped with
 ``guidance.stage1.train.hflip``) by :class:`~trilemma.training.tasks.images.ImageBatches`; the networks
 run on the GPU when there is one.  Dropout is off in the student, as in the progressive-distillation
 rounds that follow (our choice; the paper does not say).  Publishes ``guided_w``, the teacher of the
-stage-two rounds (``trilemma distill-images --chain guidance``)."""
+stage-two rounds (``trilemma distill-images --chain guidance``).  Under ``torchrun`` as ``guided-stage1``
+(``resources.guided_stage1.gpu`` > 1)."""
 from __future__ import annotations
+
+import sys
 
 import torch
 
-from trilemma import config
+from trilemma import config, dag
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
 from trilemma.models.registry import build_model
 from trilemma.stages.guided_stage1 import add_arguments, guided_teacher, train_stage_one  # noqa: F401
+from trilemma.training.distributed import launch
 from trilemma.training.tasks.guided import GuidedStudentTask
 from trilemma.training.tasks.images import ImageBatches, on_device, training_device, without_dropout
 
@@ -34,6 +38,7 @@ def w_unet_student(teacher: Denoiser, info: dict) -> tuple[Denoiser, dict]:
 def run(args):
     cfg = config.load(args.profile)
     s1 = cfg["guidance"]["stage1"]
+    launch(dag.resources(cfg, "guided_stage1")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     if not meta.get("image"):
         raise config.ConfigError(f"{args.data}: guided-stage1-images trains on image datasets; use `trilemma guided-stage1`")

@@ -1,7 +1,9 @@
 """Image profiles: train progressive distillation's teacher ``teacher_pd`` on the profile's U-Net, or a
 Denoising Diffusion GAN ``ddgan_t<T>_seed<S>`` on the image generator, with the shared loop and the
 toy's tasks (the same losses; :mod:`trilemma.training.tasks.images` scales the uint8 batches and puts
-the networks on the GPU when there is one).  Publishes EMA weights and model.json like ``train``.
+the networks on the GPU when there is one).  Publishes EMA weights and model.json like ``train``;
+like it, re-launches itself under ``torchrun`` when ``resources.train.gpu`` > 1 (data-parallel, the
+global batch unchanged, ``training/distributed.py``).
 
 - ``teacher_pd`` (Salimans & Ho 2022, Sec. 4): continuous time, cosine logSNR, the parameterization
   and weighting of ``distill.teacher``; its model is ``distill.teacher.model`` (a U-Net preset).
@@ -20,13 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 
 import torch
 
-from trilemma import config, paths
+from trilemma import config, dag, paths
 from trilemma.artifacts import load_tensors
 from trilemma.stages import train as train_stage
 from trilemma.stages.train import publish
+from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.images import ImageBatches, on_device, training_device
 
@@ -88,6 +92,7 @@ def run(args):
     if args.model not in ("teacher_pd", "teacher_cfg") and not (parsed and parsed[0] == "ddgan"):
         raise config.ConfigError(f"train-images trains teacher_pd, teacher_cfg or ddgan_t<T>_seed<S>, "
                                  f"not {args.model!r}")
+    launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])   # the rule `train` runs these jobs
     tensors, meta = load_tensors(args.data)
     if not meta.get("image"):
         raise config.ConfigError(f"{args.data}: train-images trains on image datasets; use `trilemma train`")

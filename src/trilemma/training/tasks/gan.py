@@ -19,6 +19,12 @@
 - :class:`WGANGPTask`, WGAN-GP (Gulrajani et al. 2017, Alg. 1): critic loss D(fake) - D(real) +
   lambda (||grad D(x_hat)|| - 1)^2 on random interpolates, n_critic critic steps per generator step.
 
+Data parallelism (``training/distributed.py``): :class:`DDGANTask` draws t, the pairs, z and the
+posterior noise for the loop's global batch and keeps this rank's slice (``shard``, set by the loop),
+so both of its phases (D and G, each with its own optimizer, both averaged across ranks by the loop)
+follow the 1-rank run; with one rank the draws are those of the unsharded task.  The GAN baselines
+draw for their whole batch on every rank (the toy trains them in one process).
+
 While one network is updated the other is frozen (``requires_grad`` off while the loss graph is
 built, as the code does for D in the G step; in the D step the fake is built without gradient, where
 the code lets gradients reach G and zeroes them before G's step: the same updates).
@@ -31,7 +37,6 @@ import torch
 import torch.nn.functional as F
 
 from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs
-from trilemma.sampling.common import randn_like
 from trilemma.training.loop import Phase
 
 
@@ -48,6 +53,7 @@ def frozen(module: torch.nn.Module):
 
 class _Adversarial:
     """Shared data batching: each loop step draws one batch of real points."""
+    shard = slice(None)  # set by the loop: this rank's slice of the global batch (DDGANTask uses it)
 
     def __init__(self, G, D, x0: torch.Tensor, batch_size: int):
         self.modules = {"G": G, "D": D}
@@ -72,6 +78,7 @@ class DDGANTask(_Adversarial):
                        Phase("G", ["G"], self.loss_g, lr=train["lr_g"], betas=betas)]
 
     def _pairs(self, x0, gen):
+        """t and the pairs (x_{t-1}, x_t) drawn for the global batch ``x0``: this rank's slice of them."""
         T = self.chain.num_steps
         if self.t0_share is None or T == 1:
             t = torch.randint(0, T, (x0.shape[0],), generator=gen)
@@ -80,11 +87,15 @@ class DDGANTask(_Adversarial):
             probs[0] = self.t0_share
             t = torch.multinomial(probs, x0.shape[0], replacement=True, generator=gen)
         x_prev, x_t = q_sample_pairs(self.chain, x0, t, gen)
-        return t, x_prev, x_t
+        return t[self.shard], x_prev[self.shard], x_t[self.shard]
 
-    def _fake(self, x_t, t, gen):
-        x0_pred = self.modules["G"](x_t, t.float(), self.z(x_t.shape[0], gen))
-        return posterior_sample(self.chain, x0_pred, x_t, t, randn_like(x_t, gen))
+    def _fake(self, x_t, t, gen, n: int):
+        """x'_{t-1} for this rank's (x_t, t): z and the posterior noise drawn for the global batch of
+        ``n`` (in the unsharded task's order), this rank's slice kept."""
+        z = self.z(n, gen)[self.shard]
+        x0_pred = self.modules["G"](x_t, t.float(), z)
+        noise = torch.randn((n, *x_t.shape[1:]), generator=gen, device=x_t.device, dtype=x_t.dtype)[self.shard]
+        return posterior_sample(self.chain, x0_pred, x_t, t, noise)
 
     def loss_d(self, x0, gen, lazy: bool = False):
         D = self.modules["D"]
@@ -99,14 +110,14 @@ class DDGANTask(_Adversarial):
             r1 = self.r1_gamma / 2 * grad.pow(2).sum(dim=1).mean()
             logs["r1"] = r1.item()
         with torch.no_grad():
-            fake = self._fake(x_t, t, gen)
+            fake = self._fake(x_t, t, gen, x0.shape[0])
         loss_fake = F.softplus(D(fake, x_t, t.float())).mean()
         return loss_real + loss_fake + r1, {"real": loss_real.item(), "fake": loss_fake.item(), **logs}
 
     def loss_g(self, x0, gen):
         t, _, x_t = self._pairs(x0, gen)
         with frozen(self.modules["D"]):
-            d_fake = self.modules["D"](self._fake(x_t, t, gen), x_t, t.float())
+            d_fake = self.modules["D"](self._fake(x_t, t, gen, x0.shape[0]), x_t, t.float())
         return F.softplus(-d_fake).mean(), {}
 
 
