@@ -3,7 +3,7 @@ ci_images profile, ``trilemma train-images`` (the PD teacher's U-Net; a DDGAN, g
 discriminator with an optimizer each) and ``trilemma distill-images`` (a PD round) re-launch
 themselves as two gloo ranks under torchrun and reach the weights of the 1-rank run with the same
 global batch; each rank's networks see half of every global batch (``rank_batches/sitecustomize.py``
-records it), and rank 0 alone writes.  And every training job of the ci and ci_images DAGs passes the
+records it) and draw dropout masks from their own seed, and rank 0 alone writes.  And every training job of the ci and ci_images DAGs passes the
 GPU count of the rule that runs it to ``launch``.
 
 Tolerance: Adam divides each gradient component by its running RMS, so a float-rounding difference
@@ -64,9 +64,12 @@ def one_and_two(repo, argv, name, rule, batch):
     one, seen_one, _ = verb(repo, argv, f"one/{name}", 1, rule)
     two, seen_two, proc = verb(repo, argv, f"two/{name}", 2, rule)
     assert set(seen_one) == {0}
-    assert all(sizes == [batch] for sizes in seen_one[0].values()), seen_one
+    assert all(sizes == [batch] for sizes in seen_one[0]["batches"].values()), seen_one
     # each rank's networks see its half of every global batch, never the whole batch
-    assert set(seen_two) == {0, 1} and all(seen_two[r] == {m: [batch // 2] for m in seen_one[0]} for r in (0, 1)), seen_two
+    assert set(seen_two) == {0, 1}
+    assert all(seen_two[r]["batches"] == {m: [batch // 2] for m in seen_one[0]["batches"]} for r in (0, 1)), seen_two
+    # dropout masks: rank 0 keeps the 1-rank seed, rank 1 draws its own (not the same masks twice)
+    assert seen_two[0]["torch_seed"] == seen_one[0]["torch_seed"] != seen_two[1]["torch_seed"], (seen_one, seen_two)
     return one, two
 
 
