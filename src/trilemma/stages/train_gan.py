@@ -16,7 +16,8 @@ import torch
 from trilemma import paths
 from trilemma.artifacts import load_tensors, save_model
 from trilemma.diffusion.schedules import DiscreteSchedule
-from trilemma.models.gan import DDGANDiscriminator, DDGANGenerator, GANDiscriminator, GANGenerator
+from trilemma.models.gan import DDGANDiscriminator, GANDiscriminator
+from trilemma.models.registry import build_model
 from trilemma.training.loop import LoopConfig, finish, train
 from trilemma.training.tasks.gan import DDGANTask, GANTask, WGANGPTask
 
@@ -27,18 +28,21 @@ def ddgan_schedule(section: dict, steps: int) -> dict:
 
 
 def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_dim: int):
-    """The task and the ``model`` entry of model.json (what rebuilds G)."""
+    """The task and the ``model`` entry of model.json (what rebuilds G): G is built from that very
+    entry by :func:`~trilemma.models.registry.build_model`, the one place a generator is constructed."""
     m, train_cfg = section["model"], section["train"]
     if method == "ddgan":
-        G = DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"], m.get("g_fourier", 0))
+        model_cfg = {"kind": "ddgan_generator", **m}
+        G = build_model(model_cfg, data_dim)   # the one construction, also what rebuilds G from model.json
         D = DDGANDiscriminator(data_dim, m["hidden"], m["layers"], m["emb_dim"], m["d_fourier"])
         schedule = DiscreteSchedule.from_config(ddgan_schedule(section, steps))
-        return DDGANTask(G, D, schedule, x0, train_cfg), {"kind": "ddgan_generator", **m}
-    G = GANGenerator(data_dim, m["nz"], m["hidden"], m["layers"])
+        return DDGANTask(G, D, schedule, x0, train_cfg), model_cfg
+    model_cfg = {"kind": "gan_generator", **{k: m[k] for k in ("nz", "hidden", "layers")}}
+    G = build_model(model_cfg, data_dim)
     D = GANDiscriminator(data_dim, m["hidden"], m["layers"], m["d_fourier"])
     task = (GANTask(G, D, x0, train_cfg) if method == "gan"
             else WGANGPTask(G, D, x0, train_cfg, section["baselines"]["wgan_gp"]))
-    return task, {"kind": "gan_generator", **{k: m[k] for k in ("nz", "hidden", "layers")}}
+    return task, model_cfg
 
 
 def run_gan(args, cfg: dict) -> None:
