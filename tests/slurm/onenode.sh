@@ -62,6 +62,11 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
 mount --bind "$DIR/etc" /etc/slurm
 export SLURM_CONF=/etc/slurm/slurm.conf
+# munged's socket lives in /run/munge, which is the host's directory in this mount namespace too:
+# a second cluster (a test run beside a hand run) would replace the socket with its own and remove
+# it on exit, and this cluster's commands then fail to authenticate.  Give each cluster its own.
+mkdir -p "$DIR/munge-run"
+mount --bind "$DIR/munge-run" /run/munge
 
 # An sacct for a cluster without accounting, first on PATH.  Snakemake's Slurm plugin (2.8.0) is run
 # with --slurm-status-command squeue, yet it switches a status check to sacct whenever
