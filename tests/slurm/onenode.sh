@@ -70,7 +70,7 @@ mount --bind "$DIR/munge-run" /run/munge
 
 # An sacct for a cluster without accounting, first on PATH.  Snakemake's Slurm plugin (2.8.0) is run
 # with --slurm-status-command squeue, yet it switches a status check to sacct whenever
-# `scontrol show config` fails (10-s timeout; slurmctld busy with a burst of submissions), and when
+# `scontrol show config` fails (its 10-s timeout passes, or munge is unreachable), and when
 # every attempt of a check fails it yields none of its active jobs: the executor then forgets them
 # and Snakemake waits forever (the whole toy profile stalled so, all of its Slurm jobs COMPLETED).
 # The real sacct only says "Slurm accounting storage is disabled" (exit 1).  This one answers the
