@@ -109,3 +109,20 @@ def test_ddgan_coverage_steps_must_be_in_the_ablation(tmp_path):
     cfg["ddgan"]["coverage_steps"] = 3
     with pytest.raises(config.ConfigError, match="ddgan.coverage_steps = 3 must be one of"):
         config.validate(cfg)
+
+
+@pytest.mark.parametrize("profile", ["fashion", "cifar10"])
+def test_paper_profiles_round_budgets_are_their_own(profile):
+    """A profile's per-round mapping (``<chain>.rounds.updates`` / ``.lr``) is deep-merged over
+    params.yaml's, so a key it omits silently keeps the toy's value (the guided s16 round once got the
+    toy's 400 updates instead of the profile's 2000 / 50000). Every round of the paper profiles must
+    read the value their own file states."""
+    raw = yaml.safe_load((REPO / "config" / "profiles" / f"{profile}.yaml").read_text())
+    cfg = config.load(profile, root=REPO)
+    for chain in ("distill", "guidance"):
+        for field in ("updates", "lr"):
+            mine = raw[chain]["rounds"][field]
+            for n in dag.student_steps(cfg, chain):
+                value = config.section(cfg, dag.round_key(cfg, field, n, chain))
+                expected = mine.get(f"s{n}", mine["default"]) if isinstance(mine, dict) else mine
+                assert value == expected, f"{profile}: {chain} round s{n} {field} = {value}, the profile says {expected}"
