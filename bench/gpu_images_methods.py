@@ -10,7 +10,7 @@ not equal).
 
   python bench/gpu_images_methods.py --profile fashion --out $OUT/gpu_methods.json [--steps 40] [--smoke]
 
-``--smoke`` runs every path for two steps on whatever device there is (CPU included).
+``--smoke`` runs every path for two steps at batch 4 on whatever device there is (CPU included).
 """
 from __future__ import annotations
 
@@ -94,6 +94,9 @@ def main():
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
     cfg = config.load(args.profile)
+    if args.smoke:   # batches of 4: the paths, not the profile's cost (a CPU step at batch 128 takes minutes)
+        for section in (cfg["distill"]["teacher"]["train"], cfg["distill"]["rounds"], cfg["ddgan"]["train"]):
+            section["batch_size"] = 4
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     shape = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[cfg["data"]["name"]]
     if cfg["data"].get("image", {}).get("crop"):
@@ -108,7 +111,7 @@ def main():
                 result[f"{name}_first_loss"] = {d: first_loss(lambda dv: tasks(cfg, x0, torch.device(dv))[name](), d)
                                                 for d in ("cpu", "cuda")}
             print(name, json.dumps({k: v for k, v in result.items() if k.startswith(name)}), flush=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")   # after each: a timeout keeps the rest
 
 
 if __name__ == "__main__":
