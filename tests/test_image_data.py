@@ -1,6 +1,7 @@
 """Image data sources: CIFAR-10's archive format (checksum first, array-only unpickling), Fashion-MNIST's
 IDX files (decompressed-content md5s; Debian's copy when installed), and the messages without a source."""
 import gzip
+import hashlib
 import io
 import pickle
 import tarfile
@@ -11,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_cmd
+from conftest import REPO, run_cmd
 from trilemma.data import cifar10, fashion_mnist
 from trilemma.data.images import DataSourceError, build_dataset, center_crop, to_float, to_uint8
 
@@ -220,3 +221,61 @@ def test_unet_output_depends_on_time_and_label(preset):
         other_t = net(x, torch.full((2,), 900.0), {"y": torch.tensor([1, 2])})
         other_y = net(x, torch.full((2,), 10.0), {"y": torch.tensor([5, 6])})
     assert (base - other_t).abs().max() > 1e-3 and (base - other_y).abs().max() > 1e-3
+
+
+@pytest.fixture
+def file_urls(monkeypatch):
+    """file:// URLs through torchvision's downloader (no server, no port): it reads the HTTP
+    response's ``length``, which urllib's file responses lack."""
+    import urllib.response
+    monkeypatch.setattr(urllib.response.addinfourl, "length", None, raising=False)
+
+
+def _fake_fashion(directory, rng):
+    """The four IDX files with random content; returns their decompressed md5s (fashion_mnist.FILES's form)."""
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28)), "train-labels-idx1-ubyte": np.arange(6),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (3, 28, 28)), "t10k-labels-idx1-ubyte": np.arange(3)}
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, a in arrays.items():
+        _write_idx(directory / f"{name}.gz", a)
+    return {name: hashlib.md5(gzip.decompress((directory / f"{name}.gz").read_bytes())).hexdigest() for name in arrays}
+
+
+def test_fashion_mnist_downloads_what_the_source_dir_lacks(tmp_path, monkeypatch, file_urls):
+    """source_dir empty + download: the four .gz files come from the mirror (a file:// URL here) into
+    download_dir, with their decompressed md5s verified; without download nothing is fetched; a
+    mirror without the files, or with foreign content, fails with the manual instructions."""
+    mirror = tmp_path / "mirror"
+    monkeypatch.setattr(fashion_mnist, "FILES", _fake_fashion(mirror, np.random.default_rng(1)))
+    src = {"source_dir": str(tmp_path / "empty"), "download": True, "download_dir": str(tmp_path / "dl"),
+           "mirror": mirror.as_uri()}
+    out = fashion_mnist.load_source(src)
+    assert out["train"][0].shape == (6, 1, 28, 28) and out["test"][1].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(f"{n}.gz" for n in fashion_mnist.FILES)
+    with pytest.raises(DataSourceError, match="not found; install Debian"):
+        fashion_mnist.load_source({**src, "download": False})
+    with pytest.raises(DataSourceError, match=r"could not download file://.*nowhere/train-images-idx3-ubyte.gz"):
+        fashion_mnist.load_source({**src, "download_dir": str(tmp_path / "dl2"), "mirror": (tmp_path / "nowhere").as_uri()})
+    assert not list((tmp_path / "dl2").glob("*.part"))          # nothing half-written is left
+    foreign = tmp_path / "foreign"
+    _fake_fashion(foreign, np.random.default_rng(2))
+    with pytest.raises(DataSourceError, match="decompressed md5"):
+        fashion_mnist.load_source({**src, "download_dir": str(tmp_path / "dl3"), "mirror": foreign.as_uri()})
+    (tmp_path / "dl" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08")   # a truncated .gz
+    with pytest.raises(DataSourceError, match="t10k-labels-idx1-ubyte.gz: cannot read it"):
+        fashion_mnist.load_source(src)
+
+
+def test_cifar10_archive_is_downloaded_when_missing_and_md5_checked(tmp_path, file_urls):
+    tiny = REPO / "tests" / "data" / "tiny-cifar-10-python.tar.gz"
+    md5 = cifar10.md5sum(tiny)
+    src = {"archive": str(tmp_path / "ext" / "cifar-10-python.tar.gz"), "md5": md5, "download": True, "url": tiny.as_uri()}
+    out = cifar10.load_source(src)
+    assert torch.equal(out["train"][0], cifar10.load(tiny, md5)["train"][0])
+    assert cifar10.md5sum(tmp_path / "ext" / "cifar-10-python.tar.gz") == md5
+    bad = {**src, "archive": str(tmp_path / "ext2" / "c.tar.gz"), "md5": "0" * 32}
+    with pytest.raises(DataSourceError, match=r"could not download file://.*File not found or corrupted"):
+        cifar10.load_source(bad)
+    assert not (tmp_path / "ext2" / "c.tar.gz").exists() and not list((tmp_path / "ext2").glob("*.part"))
+    with pytest.raises(DataSourceError, match="not found; put the official archive"):
+        cifar10.load_source({**bad, "download": False})

@@ -65,7 +65,7 @@ _IMAGES = [PKG + "data/images.py"]
 _FEATURES = _IMAGES + _ARTIFACTS + [PKG + "evaluation/images.py", PKG + "models/classifier.py",
                                     PKG + "stages/feature_net.py"]
 CODE_IMAGES = {
-    "fetch_data": _IMAGES + [PKG + "data/cifar10.py", PKG + "data/fashion_mnist.py"],
+    "fetch_data": _IMAGES + [PKG + "data/cifar10.py", PKG + "data/fashion_mnist.py", PKG + "data/download.py"],
     "train": _IMAGES + [PKG + "models/unet.py"],
     "sample": _IMAGES + [PKG + "models/unet.py"],
     "feature_net": _IMAGES + _ARTIFACTS + [

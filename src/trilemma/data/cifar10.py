@@ -5,7 +5,9 @@ official md5 is c58f30108f718f92721af3b95e74349a; a profile may name another arc
 as the tests do with a generated one).  Members are read from the tar stream in memory, never
 extracted.  The batches are Python pickles; they are unpickled only after the md5 matched, and
 with an unpickler that resolves nothing but numpy's array reconstruction, so even a file with the
-right checksum cannot run code.  No download is ever attempted (there may be no network).
+right checksum cannot run code.  When the archive is missing and ``data.cifar10.download`` is true,
+it is downloaded first from the official URL (torchvision's ``CIFAR10.url``, or ``url``) to the
+configured path, md5-checked; without that flag nothing is downloaded (there may be no network).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 HOW_TO = ("put the official archive cifar-10-python.tar.gz (md5 {md5}, from "
-          "https://www.cs.toronto.edu/~kriz/cifar.html) at {path}, or point data.cifar10.archive at it")
+          "https://www.cs.toronto.edu/~kriz/cifar.html) at {path}, or point data.cifar10.archive at it "
+          "(or set data.cifar10.download: true where there is a network)")
 
 _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
             ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
@@ -54,6 +57,18 @@ def _batch(raw: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise DataSourceError(f"CIFAR-10 batch {name}: data {data.shape}, {len(labels)} labels")
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
+
+
+def load_source(src: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``load(src["archive"], src["md5"])``, downloading the archive first when it is missing and
+    ``src["download"]`` is true."""
+    archive = Path(src["archive"])
+    if src.get("download") and not archive.is_file():
+        from torchvision.datasets import CIFAR10
+
+        from trilemma.data.download import download
+        download(src.get("url") or CIFAR10.url, archive, src["md5"], HOW_TO.format(md5=src["md5"], path=archive))
+    return load(archive, src["md5"])
 
 
 def load(archive, md5: str = OFFICIAL_MD5) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -1,8 +1,11 @@
-"""Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) from its four IDX files, offline.
+"""Fashion-MNIST (Xiao, Rasul & Vollgraf 2017) from its four IDX files.
 
-The files come from a directory in the config (Debian's ``dataset-fashion-mnist`` installs them
-under /usr/share/datasets/fashion-mnist), gzipped or not.  Debian re-compressed the .gz files, so
-their md5s differ from the official ones; what is verified is the md5 of the *decompressed* IDX
+The files come from a directory in the config (``data.fashion_mnist.source_dir``; Debian's
+``dataset-fashion-mnist`` installs them under /usr/share/datasets/fashion-mnist), gzipped or not;
+when they are not all there and ``data.fashion_mnist.download`` is true, the four .gz files are
+downloaded from the official mirror (torchvision's ``FashionMNIST.mirrors``, or ``mirror``) into
+``download_dir`` and read from there.  Debian re-compressed the .gz files, so their md5s differ from
+the official ones; what is verified, whatever the source, is the md5 of the *decompressed* IDX
 content, which is the same for every correct copy (values from the reference notes, ecosystem §5).
 """
 from __future__ import annotations
@@ -25,16 +28,45 @@ FILES = {  # name -> md5 of the decompressed IDX file
 HOW_TO = ("install Debian's package (`apt-get install dataset-fashion-mnist`, files in "
           "/usr/share/datasets/fashion-mnist) or put the four files {files} (.gz or not) from "
           "https://github.com/zalandoresearch/fashion-mnist into {dir}, the directory named by "
-          "data.fashion_mnist.source_dir")
+          "data.fashion_mnist.source_dir (or set data.fashion_mnist.download: true where there is a network)")
+
+
+def _find(source_dir: Path, name: str) -> Path | None:
+    for candidate in (source_dir / f"{name}.gz", source_dir / name):
+        if candidate.exists():
+            return candidate
+    return None
 
 
 def _read(source_dir: Path, name: str) -> bytes:
-    for candidate, opener in ((source_dir / f"{name}.gz", gzip.open), (source_dir / name, open)):
-        if candidate.exists():
-            with opener(candidate, "rb") as f:
-                return f.read()
-    raise DataSourceError(f"Fashion-MNIST: {source_dir / name}[.gz] not found; "
-                          + HOW_TO.format(files=", ".join(FILES), dir=source_dir))
+    path = _find(source_dir, name)
+    if path is None:
+        raise DataSourceError(f"Fashion-MNIST: {source_dir / name}[.gz] not found; "
+                              + HOW_TO.format(files=", ".join(FILES), dir=source_dir))
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as exc:   # a truncated or foreign .gz
+        raise DataSourceError(f"Fashion-MNIST: {path}: cannot read it ({exc}); replace it: "
+                              + HOW_TO.format(files=", ".join(FILES), dir=source_dir)) from None
+
+
+def load_source(src: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``load`` from ``src["source_dir"]`` if all four files are there, else (``src["download"]``)
+    from ``src["download_dir"]``, downloading the files missing there."""
+    source_dir = Path(src["source_dir"])
+    if not src.get("download") or all(_find(source_dir, name) for name in FILES):
+        return load(source_dir)
+    from torchvision.datasets import FashionMNIST
+
+    from trilemma.data.download import download
+    target = Path(src.get("download_dir", "external/fashion-mnist"))
+    mirror = src.get("mirror") or FashionMNIST.mirrors[0]
+    for name in FILES:
+        if _find(target, name) is None:
+            download(f"{mirror.rstrip('/')}/{name}.gz", target / f"{name}.gz", None,
+                     HOW_TO.format(files=", ".join(FILES), dir=source_dir))
+    return load(target)
 
 
 def parse_idx(raw: bytes) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Make the dataset artifact of a profile: generate a 2-D dataset deterministically from the config's
-seed, or read an image dataset from its local source (Fashion-MNIST's IDX files, CIFAR-10's python
-archive), checksum-verified, into uint8 (N, C, H, W) images + labels."""
+seed, or read an image dataset from its source (Fashion-MNIST's IDX files, CIFAR-10's python archive:
+local files, or the official download where ``data.<name>.download`` allows it), checksum-verified,
+into uint8 (N, C, H, W) images + labels."""
 from __future__ import annotations
 
 from trilemma import config
@@ -22,10 +23,7 @@ def load_images(data_cfg: dict):
     if src is None:
         raise config.ConfigError(f"data.{name}: missing (where the dataset's source files are)")
     try:
-        if name == "fashion_mnist":
-            splits = fashion_mnist.load(src["source_dir"])
-        else:
-            splits = cifar10.load(src["archive"], src["md5"])
+        splits = (fashion_mnist if name == "fashion_mnist" else cifar10).load_source(src)
     except DataSourceError as exc:
         raise ArtifactError(str(exc)) from None
     return build_dataset(name, splits["train"], splits["test"], data_cfg, dict(src))
