@@ -261,6 +261,7 @@ def test_fashion_mnist_downloads_what_the_source_dir_lacks(tmp_path, monkeypatch
     _fake_fashion(foreign, np.random.default_rng(2))
     with pytest.raises(DataSourceError, match="decompressed md5"):
         fashion_mnist.load_source({**src, "download_dir": str(tmp_path / "dl3"), "mirror": foreign.as_uri()})
+    assert list((tmp_path / "dl3").iterdir()) == []            # refused files are not kept for the next run
     (tmp_path / "dl" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08")   # a truncated .gz
     with pytest.raises(DataSourceError, match="t10k-labels-idx1-ubyte.gz: cannot read it"):
         fashion_mnist.load_source(src)

@@ -62,11 +62,17 @@ def load_source(src: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     from trilemma.data.download import download
     target = Path(src.get("download_dir", "external/fashion-mnist"))
     mirror = src.get("mirror") or FashionMNIST.mirrors[0]
+    fetched = []
     for name in FILES:
         if _find(target, name) is None:
-            download(f"{mirror.rstrip('/')}/{name}.gz", target / f"{name}.gz", None,
-                     HOW_TO.format(files=", ".join(FILES), dir=source_dir))
-    return load(target)
+            fetched.append(download(f"{mirror.rstrip('/')}/{name}.gz", target / f"{name}.gz", None,
+                                    HOW_TO.format(files=", ".join(FILES), dir=source_dir)))
+    try:
+        return load(target)
+    except DataSourceError:
+        for path in fetched:   # what this call fetched and failed the check is not kept for the next run
+            path.unlink(missing_ok=True)
+        raise
 
 
 def parse_idx(raw: bytes) -> np.ndarray:
