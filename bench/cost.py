@@ -96,8 +96,7 @@ def project(cfg: dict, images: dict, methods: dict, sampling: dict) -> list[dict
                  "hours": len(gans) * steps / methods["ddgan_t4_steps_per_s"] / 3600})
     round_rate = methods["pd_round_steps_per_s"]
     for chain, label in (("distill", "progressive distillation"), ("guidance", "guided distillation, stage two")):
-        counts = [cfg[chain]["rounds"]["updates"] if not isinstance(cfg[chain]["rounds"]["updates"], dict)
-                  else config.section(cfg, dag.round_updates_key(cfg, n, chain)) for n in dag.student_steps(cfg, chain)]
+        counts = [config.section(cfg, dag.round_updates_key(cfg, n, chain)) for n in dag.student_steps(cfg, chain)]
         rows.append({"stage": f"{label}: {len(counts)} rounds {cfg[chain]['start_steps']} -> {cfg[chain]['final_steps']}",
                      "jobs": len(counts), "work": f"{sum(counts):,} updates",
                      "rate": f"{round_rate:.2f} updates/s (pd_round)", "hours": sum(counts) / round_rate / 3600})
@@ -110,8 +109,9 @@ def project(cfg: dict, images: dict, methods: dict, sampling: dict) -> list[dict
     for job in dag.jobs(cfg):
         if job.stage != "sample":
             continue
-        model, spec = job.outs[0].split("/samples/")[1].removesuffix(".safetensors").split("/")
-        n = dag_num_samples(cfg, model, spec)
+        model = Path(job.argv[job.argv.index("--model-dir") + 1]).name
+        spec = job.argv[job.argv.index("--spec") + 1]
+        n = config.section(cfg, next(k for k in job.params if k.endswith("num_samples")))   # the bank's size key
         preset = model_preset(cfg, model)
         sec, measured_batch = seconds_per_forward(sampling, preset, batch)
         b = banks[preset]
@@ -127,15 +127,6 @@ def project(cfg: dict, images: dict, methods: dict, sampling: dict) -> list[dict
                      "rate": f"{b['forwards'] / b['seconds']:,.0f} sample-forwards/s (batch {b['batch']}, eager{note})",
                      "hours": b["seconds"] / 3600})
     return rows
-
-
-def dag_num_samples(cfg: dict, model: str, spec: str) -> int:
-    """Samples in one bank, as ``stages/sample.py`` sizes it."""
-    if model == dag.PD_TEACHER or model.startswith("pd_s"):
-        return cfg["distill"]["eval"]["num_samples"]
-    if re.match(r"^(cfg|cg|gpd|gstoch)-w", spec):
-        return cfg["guidance"]["eval"]["num_samples"]
-    return cfg["sampling"]["num_samples"]
 
 
 def render(profile: str, rows: list[dict], device: str, sources: list[str]) -> str:
