@@ -90,13 +90,20 @@ def network(preset: str, device, *, compile: bool) -> torch.nn.Module:
     return build_unet(cfg, [3, 32, 32]).to(device).eval()
 
 
+def ddim_setup(preset: str, device, batch: int, steps: int, *, compile: bool):
+    """(denoiser, time grid, x_T) of a ``steps``-step DDIM run of ``preset`` at ``batch``."""
+    torch.manual_seed(0)
+    den = Denoiser(network(preset, device, compile=compile), DiscreteSchedule(linear_betas(1e-4, 0.02, 1000)), "eps")
+    return den, sampling_grid(ddim_uniform(1000, steps)), torch.randn(batch, 3, 32, 32, device=device)
+
+
+def is_matrix(kernel: str) -> bool:
+    return any(k in kernel.lower() for k in MATRIX_KERNELS)
+
+
 def sampling(preset: str, device, batch: int, steps: int, *, compile: bool, repeats: int) -> dict:
     """Seconds per DDIM step at ``batch`` (the median over ``repeats`` runs of ``steps`` steps)."""
-    torch.manual_seed(0)
-    net = network(preset, device, compile=compile)
-    den = Denoiser(net, DiscreteSchedule(linear_betas(1e-4, 0.02, 1000)), "eps")
-    grid = sampling_grid(ddim_uniform(1000, steps))
-    x_T = torch.randn(batch, 3, 32, 32, device=device)
+    den, grid, x_T = ddim_setup(preset, device, batch, steps, compile=compile)
     t0 = time.perf_counter()
     with torch.no_grad():
         sample_ddim(den, x_T, grid)                       # warm-up (and compilation)
@@ -109,27 +116,22 @@ def sampling(preset: str, device, batch: int, steps: int, *, compile: bool, repe
 def kernel_profile(preset: str, device, batch: int, steps: int) -> dict:
     """Device time by kernel over ``steps`` DDIM steps: matrix kernels vs the rest."""
     from torch.profiler import ProfilerActivity, profile
-    torch.manual_seed(0)
-    den = Denoiser(network(preset, device, compile=False), DiscreteSchedule(linear_betas(1e-4, 0.02, 1000)), "eps")
-    grid = sampling_grid(ddim_uniform(1000, steps))
-    x_T = torch.randn(batch, 3, 32, 32, device=device)
+    den, grid, x_T = ddim_setup(preset, device, batch, steps, compile=False)
+    cuda = device.type == "cuda"
     with torch.no_grad():
         sample_ddim(den, x_T, grid)
         sync(device)
-        activity = ProfilerActivity.CUDA if device.type == "cuda" else ProfilerActivity.CPU
-        with profile(activities=[activity]) as prof:
+        with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
             sample_ddim(den, x_T, grid)
             sync(device)
-    events = [e for e in prof.key_averages() if (e.self_device_time_total if device.type == "cuda"
-                                                  else e.self_cpu_time_total) > 0]
-    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr) > 0]
     total = sum(getattr(e, attr) for e in events) or 1.0
-    is_matrix = [any(k in e.key.lower() for k in MATRIX_KERNELS) for e in events]
-    matrix_us = sum(getattr(e, attr) for e, m in zip(events, is_matrix) if m)
+    matrix_us = sum(getattr(e, attr) for e in events if is_matrix(e.key))
     top = sorted(events, key=lambda e: -getattr(e, attr))[:10]
     return {"device_time_us": total, "matrix_share": matrix_us / total,
             "top": [{"kernel": e.key[:120], "share": getattr(e, attr) / total, "calls": e.count,
-                     "matrix": any(k in e.key.lower() for k in MATRIX_KERNELS)} for e in top]}
+                     "matrix": is_matrix(e.key)} for e in top]}
 
 
 def main():
