@@ -24,13 +24,18 @@ def built(tmp_path_factory):
 def test_outputs_and_metrics(built):
     out = built / "results/ci"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
-                "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png"]:
+                "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png",
+                "figures/trilemma.png"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp",
-                                 "cfg", "classifier_guidance", "guided_pd"}
-    assert len(df) == 16
+                                 "cfg", "classifier_guidance", "guided_pd", "data"}
+    assert len(df) == 18
+    # the floor (a fresh draw of the data) at each bank size, and every metric's 95% interval
+    assert sorted(df[df["method"] == "data"]["num_samples"]) == [300, 500]
+    assert df[["fd_ci", "hq_ci", "nll_ci", "coverage_jsd_ci", "precision_ci"]].notna().all().all()
+    assert df["feature_space"].str.startswith("random Fourier features").all()
     pd_rows = df[df["method"] == "pd"].sort_values("steps")
     assert pd_rows["steps"].tolist() == [4, 8] and pd_rows["round"].tolist() == [2, 1]
     assert (pd_rows["nfe"] == pd_rows["steps"]).all()
@@ -67,7 +72,15 @@ def test_sample_count_reruns_sampling_not_training(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=400))
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=500))
-    assert counts == {"sample": 8, "evaluate": 8, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"sample": 9, "evaluate": 9, "collect": 1, "report": 1, "all": 1}  # 8 banks, 1 floor
+
+
+def test_feature_bandwidth_reruns_only_evaluation_and_report(built):
+    """The headline feature map is part of the evaluation's cache key, and of nothing upstream."""
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c.setdefault("evaluation", {}).update(features={"bandwidth": 3.0}))
+    counts, _ = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["evaluation"].pop("features"))
+    assert counts == {"evaluate": 18, "collect": 1, "report": 1, "all": 1}
 
 
 def test_gan_training_setting_retrains_only_the_gans(built):

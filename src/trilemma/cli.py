@@ -23,6 +23,7 @@ VERBS = {
     "feature-net": ("feature_net", "image profiles: train the feature-space classifier, record its test accuracy"),
     "reference-stats": ("reference_stats", "image profiles: features and FID statistics of the real images"),
     "sample": ("sample", "draw a sample bank with one sampler spec, counting NFE and timing it"),
+    "floor": ("floor", "2-D profiles: a fresh draw of the data, the size of a bank (every metric's floor)"),
     "evaluate": ("evaluate", "compute the metrics of one sample bank against the evaluation data"),
     "collect": ("collect", "gather every bank's metrics into metrics.csv"),
     "report": ("report", "write the tables, figures and report.md from metrics.csv"),

@@ -32,7 +32,7 @@ CODE = {
     "sampler:ddim": [PKG + "sampling/ddim.py", PKG + "diffusion/timesteps.py"],
     "sampler:pf_ode": [PKG + "sampling/pf_ode.py"],
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
-                              PKG + "stages/evaluate.py"],
+                              PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py", PKG + "stages/evaluate.py"],
     "train_gan": _DIFFUSION + _ARTIFACTS + [
         PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
         PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
@@ -41,6 +41,7 @@ CODE = {
     "sampler:gan": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
     "sampler:wgan_gp": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
     "collect": [PKG + "stages/collect.py"],
+    "floor": [PKG + "data/toy2d.py", PKG + "stages/floor.py"] + _ARTIFACTS,
     "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
         PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
@@ -57,7 +58,7 @@ CODE = {
     "sampler:cg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
     "sampler:gpd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "sampler:gstoch": [PKG + "sampling/guided_stochastic.py", PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
+    "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py"],
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
@@ -136,7 +137,35 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
-            + guidance.guided_bank_ids(cfg))
+            + guidance.guided_bank_ids(cfg) + floor_bank_ids(cfg))
+
+
+# ----------------------------------------------------------------------------- the floor
+FLOOR = "data"   # the "model" of the floor banks: a fresh draw of the data (stages/floor.py)
+
+
+def floor_spec(n: int) -> str:
+    return f"fresh-n{n}"
+
+
+def parse_floor_spec(spec: str) -> int:
+    """The bank size of a floor spec ``fresh-n<N>``."""
+    if not (spec.startswith("fresh-n") and spec[len("fresh-n"):].isdigit()):
+        raise ValueError(f"{spec!r} is not a floor spec (fresh-n<N>)")
+    return int(spec[len("fresh-n"):])
+
+
+def floor_sizes(cfg: Mapping[str, Any]) -> list[int]:
+    """Every bank size of the profile: a metric's floor depends on the number of samples."""
+    sizes = {cfg["sampling"]["num_samples"], cfg["distill"]["eval"]["num_samples"]}
+    if guidance.guided_bank_ids(cfg):
+        sizes.add(cfg["guidance"]["eval"]["num_samples"])
+    return sorted(sizes)
+
+
+def floor_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """2-D profiles: a fresh draw of the data at every bank size, scored like every bank."""
+    return [f"{FLOOR}/{floor_spec(n)}" for n in floor_sizes(cfg)] if is_2d(cfg) else []
 
 
 def is_2d(cfg: Mapping[str, Any]) -> bool:
@@ -304,6 +333,11 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     model = paths.fmt(paths.MODEL, profile=p, model=model_name)
     model_cfg = paths.fmt(paths.MODEL_CONFIG, profile=p, model=model_name)
     bank = paths.fmt(paths.BANK, profile=p, model=model_name, spec=spec)
+    if model_name == FLOOR:
+        floor = Job("sample", f"sample-{model_name}-{spec}",
+                    ("trilemma", "floor", "--profile", p, "--data", data, "--spec", spec, "--out", bank),
+                    (data, *CODE["floor"]), (bank,), ("seed",))
+        return [floor, evaluate_job(cfg, model_name, spec, bank, data, eval_argv, eval_deps)]
     fam = sampler_family(spec)
     count = "distill.eval.num_samples" if is_distill_bank(f"{model_name}/{spec}") else "sampling.num_samples"
     sample_argv, sample_deps, eval_argv, eval_deps = (), (), tuple(eval_argv), tuple(eval_deps)
@@ -317,12 +351,17 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
          "--spec", spec, "--out", bank, *sample_argv),
         (model, model_cfg, *sample_deps, *code(cfg, "sample"), *code(cfg, f"sampler:{fam}")), (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
+    return [sample, evaluate_job(cfg, model_name, spec, bank, data, eval_argv, eval_deps)]
+
+
+def evaluate_job(cfg: Mapping[str, Any], model_name: str, spec: str, bank: str, data: str,
+                 eval_argv: tuple[str, ...], eval_deps: tuple[str, ...]) -> Job:
+    p = cfg["profile"]
     metrics = paths.fmt(paths.BANK_METRICS, profile=p, model=model_name, spec=spec)
-    evaluate = Job(
+    return Job(
         "evaluate", f"evaluate-{model_name}-{spec}",
         ("trilemma", "evaluate", "--profile", p, "--bank", bank, "--data", data, "--out", metrics, *eval_argv),
-        (bank, data, *eval_deps, *code(cfg, "evaluate")), (metrics,), ("evaluation",))
-    return [sample, evaluate]
+        (bank, data, *eval_deps, *code(cfg, "evaluate")), (metrics,), ("seed", "evaluation"))
 
 
 def model_files(cfg: Mapping[str, Any], name: str) -> tuple[str, str, str]:
@@ -369,7 +408,7 @@ def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str
 
 
 TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
-FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "guidance_tradeoff")
+FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "trilemma", "guidance_tradeoff")
 
 
 GUIDANCE_OUTPUTS = ("guidance", "guidance_tradeoff")
@@ -420,12 +459,13 @@ def by_output(cfg: Mapping[str, Any]) -> dict[str, Job]:
 
 # ----------------------------------------------------------------------------- DDGAN and GAN baselines
 def gan_models(cfg: Mapping[str, Any]) -> list[tuple[str, str, int, int]]:
-    """(model id, method, T, training seed): the T ablation with seeds[0], coverage_steps and each
-    baseline with every seed."""
+    """(model id, method, T, training seed): the T ablation with the first ``ablation_seeds`` seeds,
+    coverage_steps and each baseline with every seed."""
     d = cfg["ddgan"]
-    first, rest = d["seeds"][0], d["seeds"][1:]
-    out = [(paths.gan_model("ddgan", first, T), "ddgan", T, first) for T in d["steps"]]
-    out += [(paths.gan_model("ddgan", s, d["coverage_steps"]), "ddgan", d["coverage_steps"], s) for s in rest]
+    ablation = d["seeds"][:d["ablation_seeds"]]
+    out = [(paths.gan_model("ddgan", s, T), "ddgan", T, s) for T in d["steps"] for s in ablation]
+    out += [(paths.gan_model("ddgan", s, d["coverage_steps"]), "ddgan", d["coverage_steps"], s)
+            for s in d["seeds"] if s not in ablation]
     baselines = d["baselines"]["methods"] if is_2d(cfg) else []   # image profiles: DDGAN only
     out += [(paths.gan_model(m, s), m, 1, s) for m in baselines for s in d["seeds"]]
     return out

@@ -1,6 +1,7 @@
 """Sample-quality metrics through torch-fidelity (not re-implemented here).
 
-For 2-D data the feature space is the coordinates themselves: the Frechet distance uses
+The Frechet distance of any feature set (the toy's random Fourier features, its raw coordinates as
+``fd_xy``, an image profile's Inception or classifier features) uses
 ``torch_fidelity.metric_fid`` (Gaussian statistics and the trace formula of Heusel et al. 2017)
 and precision/recall ``torch_fidelity.metric_prc`` (k-NN manifolds, Kynkaanniemi et al. 2019),
 with the generated samples as input 1 and the real ones as input 2, torch-fidelity 0.4's convention.
@@ -13,10 +14,17 @@ from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
 
-def frechet_distance(generated: torch.Tensor, real: torch.Tensor) -> float:
-    s1 = fid_features_to_statistics(generated.double().cpu())
-    s2 = fid_features_to_statistics(real.double().cpu())
+def statistics(features: torch.Tensor) -> dict:
+    """torch-fidelity's Gaussian statistics (mu, sigma) of a feature set, in float64."""
+    return fid_features_to_statistics(features.double().cpu())
+
+
+def frechet_from_statistics(s1: dict, s2: dict) -> float:
     return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
+
+
+def frechet_distance(generated: torch.Tensor, real: torch.Tensor) -> float:
+    return frechet_from_statistics(statistics(generated), statistics(real))
 
 
 def precision_recall(generated: torch.Tensor, real: torch.Tensor, *, neighborhood: int = 3,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from trilemma.reporting.figures import SAVE, _theme, plt, sns
-from trilemma.reporting.tables import _md
+from trilemma.reporting.tables import _md, feature_space, floor_row, with_ci
 
 METHODS = ("cfg", "classifier_guidance", "guided_pd")
 
@@ -41,7 +41,10 @@ def tradeoff_frame(df: pd.DataFrame, reference_steps: int, headline_steps: int) 
             "precision": "precision", "recall": "recall", "class_consistency": "class consistency",
             "hq": "HQ share", "fd_to_teacher": "FD to teacher"}
     rows = g[keep].sort_values(["method", "w"])
-    return rows[list(cols)].rename(columns=cols)
+    floor = floor_row(df, rows["num_samples"].iloc[0]) if len(rows) else df.iloc[:0]
+    rows = pd.concat([rows, floor.assign(curve="fresh draw of the data (floor)")])
+    cols = {k: v for k, v in cols.items() if k in rows}
+    return with_ci(rows, ["fd", "precision", "recall", "class_consistency", "hq"])[list(cols)].rename(columns=cols)
 
 
 def grid_frame(df: pd.DataFrame, value: str, grid_w: list[float]) -> pd.DataFrame:
@@ -57,7 +60,8 @@ def guidance_table(df: pd.DataFrame, g: dict) -> str:
     e, ref, head = g["eval"], g["eval"]["reference_steps"], g["headline_steps"]
     lines = [f"Guidance on the toy (labels = gauss25 grid rows; {e['num_samples']} samples per bank, labels "
              "balanced). Class consistency = share of samples within 3 std of a mode of the requested row. "
-             f"FD to teacher = Fréchet distance to the CFG teacher's {ref}-step DDIM samples ({2 * ref} NFE) "
+             f"FD = Fréchet distance in {feature_space(df)}, ± = 95% bootstrap half-width; the floor row is a "
+             f"fresh draw of the data with its true labels. FD to teacher = Fréchet distance (same features) to the CFG teacher's {ref}-step DDIM samples ({2 * ref} NFE) "
              "at the same w.", "",
              f"**Trade-off across w: CFG teacher at {ref} steps, guided student at {head} steps, classifier "
              "guidance (scale s in the w column)**", "", _md(tradeoff_frame(df, ref, head)), "",
@@ -115,7 +119,7 @@ def guidance_tradeoff(df: pd.DataFrame, path, *, dpi: int, reference_steps: int,
                 ax.annotate(f"{r['w']:g}", (r[x], r[y]), textcoords="offset points", xytext=(3, 3), fontsize=6)
             sns.move_legend(ax, "best", title=None, fontsize=7)
     axes[0].set(yscale="log", xlabel="class consistency (share in a mode of the requested row)",
-                ylabel="Fréchet distance to data (2-D coordinates)", title="Quality vs class consistency (labels: w)")
+                ylabel=f"Fréchet distance to data ({feature_space(df)})", title="Quality vs class consistency (labels: w)")
     axes[1].set(xlabel="recall", ylabel="precision", title="Precision vs recall (labels: w)")
     fig.savefig(path, dpi=dpi, **SAVE)
     plt.close(fig)

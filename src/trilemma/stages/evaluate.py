@@ -1,8 +1,10 @@
-"""Metrics of one sample bank against the evaluation draw: Frechet distance and precision/recall
-through torch-fidelity (features = coordinates), modes covered and high-quality share (PacGAN).
-Guidance banks (with requested labels) add ``class_consistency`` and, given ``--reference-bank`` (the
-CFG teacher's reference sampler at the same w), ``fd_to_teacher``: the Frechet distance between the
-two sample sets (0 for the reference bank itself, empty where there is no reference).
+"""Metrics of one sample bank against the evaluation draw.  2-D banks: the panel of
+``trilemma.evaluation.panel`` (headline Fréchet distance in random Fourier features at the data's
+scale, the raw-coordinate ``fd_xy``, mixture NLL, coverage JSD, modes, HQ share, precision/recall),
+each with a bootstrap 95% half-width ``<col>_ci``.  Guidance banks (with requested labels) add
+``class_consistency`` and, given ``--reference-bank`` (the CFG teacher's reference sampler at the same
+w), ``fd_to_teacher``: the Fréchet distance between the two sample sets in the same features (0 for
+the reference bank itself, empty where there is no reference).
 Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
 reference statistics (``trilemma.evaluation.images``).
 
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 from trilemma import config, dag
 from trilemma.artifacts import ArtifactError, load_tensors, save_json
-from trilemma.evaluation.fidelity import frechet_distance, precision_recall
-from trilemma.evaluation.toy import class_consistency, mode_metrics
+from trilemma.evaluation.features2d import toy_features
+from trilemma.evaluation.fidelity import frechet_distance
+from trilemma.evaluation.panel import point_panel
 
 
 def add_arguments(p):
@@ -42,28 +45,26 @@ def run(args):
     if dmeta.get("image"):
         return run_images(args, cfg, bank["samples"], bmeta, dmeta)
     x, real = bank["samples"], data["eval"]
-    prec, rec = precision_recall(x, real, neighborhood=ev["prc_neighborhood"],
-                                 max_samples=ev["max_prc_samples"], seed=cfg["seed"])
-    modes = mode_metrics(x, data["mode_means"], dmeta["std"] or 0.0, num_std=ev["hq_num_std"],
-                         min_share=ev["mode_min_share"])
+    features = toy_features(ev["features"], dmeta["dataset"], dmeta["params"])
+    requested = bank.get("labels")
     row = {k: v for k, v in bmeta.items() if k not in ("kind", "timing")}
-    row.update({"fd": frechet_distance(x, real), "precision": prec, "recall": rec, **modes,
-                "feature_space": "2-D coordinates", "dataset": dmeta["dataset"]})
-    if "labels" in bank:
-        row.update(guidance_metrics(cfg, x, bank["labels"], data, dmeta, args.reference_bank, bmeta))
+    row.update(point_panel(x, real, features=features, means=data["mode_means"], mode_labels=data["mode_labels"],
+                           std=dmeta["std"], ev=ev, seed=cfg["seed"], requested=requested))
+    row.update({"feature_space": features.name, "dataset": dmeta["dataset"]})
+    if requested is not None:
+        row["fd_to_teacher"] = fd_to_teacher(cfg, x, features, args.reference_bank, bmeta)
     save_json(args.out, row)
-    print(f"wrote {args.out}: FD {row['fd']:.4g}, P {prec:.3f}, R {rec:.3f}, modes {modes['modes']}, hq {modes['hq']:.3f}")
+    print(f"wrote {args.out}: FD {row['fd']:.4g} ± {row['fd_ci']:.2g} [{features.name}], FD(xy) {row['fd_xy']:.4g}, "
+          f"P {row['precision']:.3f}, R {row['recall']:.3f}, modes {row['modes']}, hq {row['hq']:.3f}")
 
 
-def guidance_metrics(cfg, x, labels, data, dmeta, reference_bank, bmeta) -> dict:
-    cc = class_consistency(x, labels, data["mode_means"], data["mode_labels"], dmeta["std"] or 0.0,
-                           num_std=cfg["evaluation"]["hq_num_std"])
-    is_reference = bmeta["method"] == "cfg" and bmeta["steps"] == cfg["guidance"]["eval"]["reference_steps"]
-    fd_teacher = 0.0 if is_reference else None
+def fd_to_teacher(cfg, x, features, reference_bank, bmeta) -> float | None:
+    """The Fréchet distance (same features as the headline) to the CFG teacher's reference bank."""
     if reference_bank:
         ref, _ = load_tensors(reference_bank)
-        fd_teacher = frechet_distance(x, ref["samples"])
-    return {"class_consistency": cc, "fd_to_teacher": fd_teacher}
+        return frechet_distance(features(x), features(ref["samples"]))
+    is_reference = bmeta["method"] == "cfg" and bmeta["steps"] == cfg["guidance"]["eval"]["reference_steps"]
+    return 0.0 if is_reference else None
 
 
 def run_images(args, cfg, samples, bmeta, dmeta):

@@ -27,9 +27,10 @@ def run(args):
     device = str(df["device"].iloc[0]) if len(df) else "unknown"
     if is_image_profile(cfg):
         return run_images(args, cfg, df, device)
-    table_text = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER]),
+    space, floor = tables.feature_space(df), tables.floor_row(df, cfg["sampling"]["num_samples"])
+    table_text = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], space, floor=floor),
                   "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
-                  "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device),
+                  "fast_sampling": tables.fast_sampling_table(df, rep["fast_sampling"], device, floor=floor),
                   "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], device)}
     if "guidance" in dag.report_tables(cfg):
         table_text["guidance"] = guidance.guidance_table(df, cfg["guidance"])
@@ -42,7 +43,10 @@ def run(args):
     on_time_axis = ddgan.first_seed_only(df, cfg["ddgan"]["seeds"][0])
     if "w" in on_time_axis:  # the guided student at one w
         on_time_axis = on_time_axis[(on_time_axis["method"] != "guided_pd") | (on_time_axis["w"] == g["eval"]["headline_w"])]
-    figures.fid_vs_time(on_time_axis, fig["fid_vs_time"], dpi=rep["dpi"], device=device)
+    figures.fid_vs_time(on_time_axis, fig["fid_vs_time"], dpi=rep["dpi"], device=device,
+                        ylabel=f"Fréchet distance ({space})", floor=floor)
+    figures.trilemma_chart(df, rep["fast_sampling"], fig["trilemma"], dpi=rep["dpi"], device=device,
+                           ylabel=f"Fréchet distance ({space})", floor=floor)
     distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
     if "guidance_tradeoff" in fig:
         guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep["dpi"],
