@@ -173,3 +173,29 @@ def test_oracle_model_directory_loads_like_a_trained_model(tmp_path):
     assert isinstance(den, OracleDenoiser) and info["method"] == "oracle" and info["name"] == "oracle"
     z = torch.randn(4, 2)
     assert all(torch.allclose(a, b) for a, b in zip(den(z, 10.0), OracleDenoiser(mix, DDPM)(z, 10.0)))
+
+
+def test_error_split_table_and_figure(tmp_path):
+    """Two panels (oracle = solver error, teacher = total), the learning error and the crossover step
+    count, read from the one distance column; the other tables never see the oracle's rows."""
+    import pandas as pd
+
+    from trilemma.reporting import error_split
+    rows = []
+    for model, scale in (("oracle", 0.0), ("teacher_ddpm", 0.01)):
+        for eta in (0.0, 1.0):
+            for n in (10, 100, 1000):
+                rows.append({"model": model, "method": "ddim", "spec": f"ddim-eta{eta:g}-uniform-s{n}", "eta": eta,
+                             "sigma_hat": False, "solver": None, "steps": n, "nfe": n,
+                             error_split.DISTANCE: 1.0 / n + (1 + eta) / 1000 + scale})
+        rows.append({"model": model, "method": "pf_ode", "spec": "pf_ode-rk45", "eta": None, "sigma_hat": False,
+                     "solver": "rk45", "steps": None, "nfe": 150, error_split.DISTANCE: 0.003 + scale})
+    df = pd.DataFrame(rows)
+    text = error_split.error_split_table(df)
+    assert "**Solver error: the oracle" in text and "**Total: the learned teacher" in text
+    assert "DDIM (η=1) = DDPM (σ²=β̃)" in text and "PF-ODE (rk45, adaptive)" in text
+    assert "learning error 0.01 for DDIM (η=0)" in text
+    assert error_split.crossover(error_split.paired(df)) == {"DDIM (η=0)": 100, "DDIM (η=1) = DDPM (σ²=β̃)": 100}
+    error_split.error_split_figure(df, tmp_path / "error_split.png", dpi=40)
+    assert (tmp_path / "error_split.png").stat().st_size > 0
+    assert set(error_split.without_oracle(df)["model"]) == {"teacher_ddpm"}

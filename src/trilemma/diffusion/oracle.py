@@ -92,20 +92,21 @@ class OracleDenoiser(nn.Module):
         self.null_label = mixture.num_classes
 
     def coefficients(self, x_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
-        """(alpha_t, sigma_t) as float64 (B, 1) columns, from one time or one per sample."""
+        """(alpha_t, sigma_t) as (B, 1) columns in x_t's dtype, from one time or one per sample.
+        Everything below computes in x_t's dtype: float32 in the sample banks, float64 in the tests."""
         t = torch.as_tensor(t, dtype=torch.float64).expand(x_t.shape[0])
-        return tuple(c.reshape(-1, 1).to(x_t.device) for c in self.schedule.alpha_sigma(t.cpu()))
+        return tuple(c.reshape(-1, 1).to(x_t.device, x_t.dtype) for c in self.schedule.alpha_sigma(t.cpu()))
 
     def _logits(self, x_t: torch.Tensor, alpha, sigma, y=None):
-        """(log pi_k + log N(x_t; alpha mu_k, v I) up to the k-free normaliser, (B, K); v (B, 1))."""
-        m = self.mixture
+        """(log pi_k + log N(x_t; alpha mu_k, v I) less the k-free terms -|x_t|^2 / 2v and the
+        normaliser, (B, K); v (B, 1)): (alpha x_t . mu_k - alpha^2 |mu_k|^2 / 2) / v, one matrix product."""
+        m, means = self.mixture, self.mixture.means.to(x_t.dtype)
         v = alpha ** 2 * m.std ** 2 + sigma ** 2
-        d2 = ((x_t.double()[:, None, :] - alpha[:, :, None] * m.means[None]) ** 2).sum(-1)
-        logits = torch.log(m.weights)[None] - d2 / (2 * v)
-        return logits if y is None else logits + class_mask(m.labels, y), v
+        logits = torch.log(m.weights).to(x_t.dtype)[None] + (alpha * (x_t @ means.T) - 0.5 * alpha ** 2 * (means ** 2).sum(1)) / v
+        return logits if y is None else logits + class_mask(m.labels, y).to(x_t.dtype), v
 
     def log_responsibilities(self, x_t: torch.Tensor, alpha, sigma, y=None) -> torch.Tensor:
-        """log r_k(x_t), (B, K), float64; restricted to class y's modes when ``y`` is given."""
+        """log r_k(x_t), (B, K); restricted to class y's modes when ``y`` is given."""
         return torch.log_softmax(self._logits(x_t, alpha, sigma, y)[0], dim=1)
 
     def forward(self, x_t: torch.Tensor, t, cond=None):
@@ -114,18 +115,17 @@ class OracleDenoiser(nn.Module):
         logits, v = self._logits(x_t, alpha, sigma, y)
         r = logits.softmax(1)
         m = self.mixture
-        resid = x_t.double() - alpha * (r @ m.means)            # x_t - alpha mu_bar
-        x0 = r @ m.means + (alpha * m.std ** 2 / v) * resid
-        eps = (sigma / v) * resid
-        return x0.to(x_t.dtype), eps.to(x_t.dtype)
+        mu_bar = r @ m.means.to(x_t.dtype)
+        resid = x_t - alpha * mu_bar                            # x_t - alpha mu_bar
+        return mu_bar + (alpha * m.std ** 2 / v) * resid, (sigma / v) * resid
 
     def log_density(self, x_t: torch.Tensor, t, y=None) -> torch.Tensor:
         """log q(x_t), or log q(x_t | y) for per-sample labels ``y``, (B,)."""
         alpha, sigma = self.coefficients(x_t, t)
         logits, v = self._logits(x_t, alpha, sigma, y)
         m = self.mixture
-        prior = torch.log(m.weights)[None] + (0 if y is None else class_mask(m.labels, y))
-        return (torch.logsumexp(logits, 1) - torch.logsumexp(prior, 1)
+        prior = (torch.log(m.weights)[None] + (0 if y is None else class_mask(m.labels, y))).to(x_t.dtype)
+        return (torch.logsumexp(logits, 1) - torch.logsumexp(prior, 1) - (x_t ** 2).sum(1) / (2 * v[:, 0])
                 - 0.5 * m.means.shape[1] * torch.log(2 * math.pi * v[:, 0]))
 
     def class_log_posterior(self, x_t: torch.Tensor, t) -> torch.Tensor:
@@ -139,7 +139,7 @@ class OracleDenoiser(nn.Module):
 
     def posterior(self, x_t: torch.Tensor, t: float, s: float, y=None):
         """q(x_s | x_t) for s < t: (weights (B, K), means (B, K, d), variance c) of the mixture in the
-        module docstring; ``s = schedule.t_min`` is the x_0 posterior."""
+        module docstring, float64; ``s = schedule.t_min`` is the x_0 posterior."""
         a_t, sg_t = (float(c) for c in self.schedule.alpha_sigma(torch.tensor(float(t), dtype=torch.float64)))
         a_s, sg_s = (float(c) for c in self.schedule.alpha_sigma(torch.tensor(float(s), dtype=torch.float64)))
         a_ts = a_t / a_s
@@ -149,9 +149,10 @@ class OracleDenoiser(nn.Module):
         m = self.mixture
         v_s = a_s ** 2 * m.std ** 2 + sg_s ** 2
         c = 1.0 / (1.0 / v_s + a_ts ** 2 / var_ts)
-        ones = torch.ones(x_t.shape[0], 1, dtype=torch.float64, device=x_t.device)
-        weights = self.log_responsibilities(x_t, a_t * ones, sg_t * ones, y).exp()
-        means = c * (a_s * m.means[None] / v_s + a_ts * x_t.double()[:, None, :] / var_ts)
+        x = x_t.double()
+        ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        weights = self.log_responsibilities(x, a_t * ones, sg_t * ones, y).exp()
+        means = c * (a_s * m.means[None] / v_s + a_ts * x[:, None, :] / var_ts)
         return weights, means, c
 
     def sample_posterior(self, x_t: torch.Tensor, t: float, s: float, generator: torch.Generator, y=None):
