@@ -75,7 +75,7 @@ def test_bank_ids_follow_the_grid():
     assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 3 + 4 + 1   # the last: one oracle bank (issue 24)
     # guidance: the CFG teacher's reference, the 2-step student, its 4-step stochastic sampler on the
     # 2-step student, classifier guidance
-    assert {"teacher_cfg/cfg-w2-s4", "guided_s2/gpd-w2-s2", "guided_s2/gstoch-w2-s4", "teacher_cfg/cg-w2-s4"} <= set(ids)
+    assert {"teacher_cfg/cfg-w2-s4", "guided_s2/gpd-w2-s2", "guided_s2/gstoch-w2-s4", "teacher_pd/cg-w2-s4"} <= set(ids)
     assert "ddgan_t2_seed0/ddgan-s2" in ids and "gan_seed0/gan" in ids and "wgan_gp_seed0/wgan_gp" in ids
     # the chain 16 -> 8 -> 4: both students, DDIM and the stochastic sampler on the teacher at N <= 4
     assert {"pd_s8/pd-s8", "pd_s4/pd-s4", "teacher_pd/ddim-eta0-uniform-s4", "teacher_pd/stoch-v0.3-s4"} <= set(ids)
@@ -138,7 +138,8 @@ INHERITED_BY_PAPER_PROFILES = (
     "evaluation.mode_min_share", "evaluation.prc_neighborhood", "report.scatter_points", "ddgan.schedule.",
     "ddgan.model.", "ddgan.baselines.", "guidance.enabled", "guidance.teacher.model.hidden",
     "guidance.teacher.model.depth", "guidance.teacher.model.emb_dim", "guidance.classifier.",
-    "guidance.stage1.w_emb_dim", "oracle.",   # the exact denoiser of the 2-D mixtures: off on images
+    "guidance.stage1.w_emb_dim", "guidance.eval.classifier_guides",   # classifier guidance: 2-D only
+    "oracle.",   # the exact denoiser of the 2-D mixtures: off on images
 )
 
 

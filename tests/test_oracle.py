@@ -199,3 +199,16 @@ def test_error_split_table_and_figure(tmp_path):
     error_split.error_split_figure(df, tmp_path / "error_split.png", dpi=40)
     assert (tmp_path / "error_split.png").stat().st_size > 0
     assert set(error_split.without_oracle(df)["model"]) == {"teacher_ddpm"}
+
+
+def test_classifier_guidance_of_an_unconditional_model_through_the_sample_stage():
+    """``cg-w<S>-s<N>`` on an unconditional model (``guidance.eval.classifier_guides: teacher_pd``): no
+    null label, the classifier's classes; here the oracle's score and its Bayes classifier at s = 1."""
+    from trilemma.stages.sample import make_sampler, parse_spec
+    mix = toy()
+    oracle = OracleDenoiser(mix, COSINE)
+    info = {"name": "teacher_pd", "method": "pd_teacher", "model": {"kind": "mlp"}}
+    run = make_sampler(parse_spec("cg-w1-s32"), oracle, None, info, classifier=ExactClassifier(oracle))
+    y = balanced_labels(500, mix.num_classes, "cpu")
+    x = run(torch.randn(500, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64), None, {"y": y, "w": 1.0})
+    assert class_consistency(x, y, mix.means, mix.labels, mix.std) > 0.95
