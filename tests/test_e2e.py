@@ -24,13 +24,16 @@ def built(tmp_path_factory):
 def test_outputs_and_metrics(built):
     out = built / "results/ci"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
-                "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png"]:
+                "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png",
+                "tables/error_split.md", "figures/error_split.png"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp",
                                  "cfg", "classifier_guidance", "guided_pd"}
-    assert len(df) == 16
+    assert len(df) == 17
+    assert df[df["model"] == "oracle"]["spec"].tolist() == ["ddim-eta0-uniform-s10"]   # the exact denoiser (issue 24)
+    assert "**Solver error: the oracle" in (out / "tables/error_split.md").read_text()
     pd_rows = df[df["method"] == "pd"].sort_values("steps")
     assert pd_rows["steps"].tolist() == [4, 8] and pd_rows["round"].tolist() == [2, 1]
     assert (pd_rows["nfe"] == pd_rows["steps"]).all()

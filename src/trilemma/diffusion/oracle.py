@@ -100,10 +100,11 @@ class OracleDenoiser(nn.Module):
     def _logits(self, x_t: torch.Tensor, alpha, sigma, y=None):
         """(log pi_k + log N(x_t; alpha mu_k, v I) less the k-free terms -|x_t|^2 / 2v and the
         normaliser, (B, K); v (B, 1)): (alpha x_t . mu_k - alpha^2 |mu_k|^2 / 2) / v, one matrix product."""
-        m, means = self.mixture, self.mixture.means.to(x_t.dtype)
+        m, like = self.mixture, {"device": x_t.device, "dtype": x_t.dtype}
+        means = m.means.to(**like)
         v = alpha ** 2 * m.std ** 2 + sigma ** 2
-        logits = torch.log(m.weights).to(x_t.dtype)[None] + (alpha * (x_t @ means.T) - 0.5 * alpha ** 2 * (means ** 2).sum(1)) / v
-        return logits if y is None else logits + class_mask(m.labels, y).to(x_t.dtype), v
+        logits = torch.log(m.weights).to(**like)[None] + (alpha * (x_t @ means.T) - 0.5 * alpha ** 2 * (means ** 2).sum(1)) / v
+        return logits if y is None else logits + class_mask(m.labels, y).to(**like), v
 
     def log_responsibilities(self, x_t: torch.Tensor, alpha, sigma, y=None) -> torch.Tensor:
         """log r_k(x_t), (B, K); restricted to class y's modes when ``y`` is given."""
@@ -115,7 +116,7 @@ class OracleDenoiser(nn.Module):
         logits, v = self._logits(x_t, alpha, sigma, y)
         r = logits.softmax(1)
         m = self.mixture
-        mu_bar = r @ m.means.to(x_t.dtype)
+        mu_bar = r @ m.means.to(x_t.device, x_t.dtype)
         resid = x_t - alpha * mu_bar                            # x_t - alpha mu_bar
         return mu_bar + (alpha * m.std ** 2 / v) * resid, (sigma / v) * resid
 
@@ -124,7 +125,7 @@ class OracleDenoiser(nn.Module):
         alpha, sigma = self.coefficients(x_t, t)
         logits, v = self._logits(x_t, alpha, sigma, y)
         m = self.mixture
-        prior = (torch.log(m.weights)[None] + (0 if y is None else class_mask(m.labels, y))).to(x_t.dtype)
+        prior = (torch.log(m.weights)[None] + (0 if y is None else class_mask(m.labels, y))).to(x_t.device, x_t.dtype)
         return (torch.logsumexp(logits, 1) - torch.logsumexp(prior, 1) - (x_t ** 2).sum(1) / (2 * v[:, 0])
                 - 0.5 * m.means.shape[1] * torch.log(2 * math.pi * v[:, 0]))
 
@@ -134,7 +135,7 @@ class OracleDenoiser(nn.Module):
         log_r = self.log_responsibilities(x_t, alpha, sigma)
         labels = self.mixture.labels
         groups = torch.stack([labels == c for c in range(self.mixture.num_classes)])        # (C, K)
-        masked = log_r[:, None, :].masked_fill(~groups[None], -math.inf)
+        masked = log_r[:, None, :].masked_fill(~groups[None].to(log_r.device), -math.inf)
         return torch.logsumexp(masked, dim=2)
 
     def posterior(self, x_t: torch.Tensor, t: float, s: float, y=None):
@@ -152,7 +153,7 @@ class OracleDenoiser(nn.Module):
         x = x_t.double()
         ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
         weights = self.log_responsibilities(x, a_t * ones, sg_t * ones, y).exp()
-        means = c * (a_s * m.means[None] / v_s + a_ts * x[:, None, :] / var_ts)
+        means = c * (a_s * m.means[None].to(x.device) / v_s + a_ts * x[:, None, :] / var_ts)
         return weights, means, c
 
     def sample_posterior(self, x_t: torch.Tensor, t: float, s: float, generator: torch.Generator, y=None):
@@ -160,7 +161,7 @@ class OracleDenoiser(nn.Module):
         weights, means, c = self.posterior(x_t, t, s, y)
         k = torch.multinomial(weights, 1, generator=generator)[:, 0]
         mean = means[torch.arange(x_t.shape[0]), k]
-        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64, device=mean.device)
         return (mean + math.sqrt(c) * noise).to(x_t.dtype)
 
 
