@@ -11,10 +11,11 @@ family's share of ``make run`` if it ran alone (in the full run the families int
 cores, so the sum is an upper bound); CPU time is user + system of every process it started. The skeleton's budget
 (issue 2: its stages of `make run`) is compared with data + skeleton + collect/report.
 
-Families (by the model a bank samples): skeleton = the DDPM teacher and its DDPM/DDIM/PF-ODE banks
+Families (by a bank's model and spec): skeleton = the DDPM teacher and its DDPM/DDIM/PF-ODE banks
 (issue 2), pd = the distillation teacher and the
 chain of rounds with their DDIM baselines (issue 3), ddgan = DDGAN's T ablation and seeds and the
-GAN baselines (issue 4), guidance = the CFG teacher, the classifier, guided distillation (issue 5).
+GAN baselines (issue 4), guidance = the CFG teacher, the classifier and its banks (classifier guidance
+of teacher_pd), guided distillation (issue 5), oracle = the exact denoiser's banks (issue 24).
 """
 from __future__ import annotations
 
@@ -32,11 +33,12 @@ from pathlib import Path
 from trilemma import config, dag
 
 REPO = Path(__file__).resolve().parents[1]
-FAMILIES = {  # name: (regex on the model a bank samples, budget in seconds from the issue)
-    "skeleton": (r"teacher_ddpm$", 360),
-    "pd": (r"teacher_pd$|pd_s\d+$", 240),
-    "ddgan": (r"(ddgan_t\d+|gan|wgan_gp)_seed\d+$", 180),
-    "guidance": (r"teacher_cfg$|classifier_cg$|guided_(w|s\d+)$", 180),
+FAMILIES = {  # name: (regex on a bank's id <model>/<spec>, budget in seconds from the issue)
+    "skeleton": (r"teacher_ddpm/", 360),
+    "pd": (r"teacher_pd/(?!cg-)|pd_s\d+/", 240),
+    "ddgan": (r"(ddgan_t\d+|gan|wgan_gp)_seed\d+/", 180),
+    "guidance": (r"teacher_cfg/|guided_(w|s\d+)/|teacher_pd/cg-", 180),   # cg: of teacher_pd (issue 24)
+    "oracle": (r"oracle/", 60),   # the exact denoiser's banks (issue 24)
 }
 
 
@@ -55,9 +57,9 @@ def family_targets(cfg: dict) -> dict[str, list[str]]:
     for job in dag.jobs(cfg):
         if job.stage != "evaluate":
             continue
-        model = Path(job.outs[0]).parent.name
+        bank = "/".join(Path(job.outs[0]).with_suffix("").parts[-2:])
         for name, (pattern, _) in FAMILIES.items():
-            if re.search(pattern, model):
+            if re.match(pattern, bank):
                 targets[name].append(job.outs[0])
     return targets
 

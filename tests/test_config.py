@@ -72,12 +72,12 @@ def test_cli_reports_bad_config_without_traceback(repo_copy):
 def test_bank_ids_follow_the_grid():
     ids = dag.bank_ids(config.load("ci", root=REPO))
     assert "teacher_ddpm/ddim-eta0-uniform-s10" in ids and "teacher_ddpm/pf_ode-heun-s10" in ids
-    assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 3 + 4 + 2
+    assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 3 + 4 + 1 + 2   # one oracle bank (issue 24), 2 floors
     # the floor: a fresh draw of the data at each bank size (sampling 500; distillation and guidance 300)
     assert {"data/fresh-n500", "data/fresh-n300"} <= set(ids)
     # guidance: the CFG teacher's reference, the 2-step student, its 4-step stochastic sampler on the
     # 2-step student, classifier guidance
-    assert {"teacher_cfg/cfg-w2-s4", "guided_s2/gpd-w2-s2", "guided_s2/gstoch-w2-s4", "teacher_cfg/cg-w2-s4"} <= set(ids)
+    assert {"teacher_cfg/cfg-w2-s4", "guided_s2/gpd-w2-s2", "guided_s2/gstoch-w2-s4", "teacher_pd/cg-w2-s4"} <= set(ids)
     assert "ddgan_t2_seed0/ddgan-s2" in ids and "gan_seed0/gan" in ids and "wgan_gp_seed0/wgan_gp" in ids
     # the chain 16 -> 8 -> 4: both students, DDIM and the stochastic sampler on the teacher at N <= 4
     assert {"pd_s8/pd-s8", "pd_s4/pd-s4", "teacher_pd/ddim-eta0-uniform-s4", "teacher_pd/stoch-v0.3-s4"} <= set(ids)
@@ -140,7 +140,8 @@ INHERITED_BY_PAPER_PROFILES = (
     "evaluation.mode_min_share", "evaluation.prc_neighborhood", "report.scatter_points", "ddgan.schedule.",
     "ddgan.model.", "ddgan.baselines.", "guidance.enabled", "guidance.teacher.model.hidden",
     "guidance.teacher.model.depth", "guidance.teacher.model.emb_dim", "guidance.classifier.",
-    "guidance.stage1.w_emb_dim",
+    "guidance.stage1.w_emb_dim", "guidance.eval.classifier_guides",   # classifier guidance: 2-D only
+    "oracle.",   # the exact denoiser of the 2-D mixtures: off on images
     # read on 2-D data only (the toy's feature map and bootstrap; image profiles have one DDGAN seed)
     "evaluation.features.", "evaluation.bootstrap", "ddgan.ablation_seeds",
 )

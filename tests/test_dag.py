@@ -25,7 +25,7 @@ def test_snakemake_and_dvc_plan_the_same_jobs(repo_copy):
         name, cmd = by_outs[outs]
         assert name.split("-")[0] == rule
         assert cmd in shell, f"{rule}: DVC runs `{cmd}`, snakemake `{shell}`"
-    assert counts == {"fetch_data": 1, "train": 7, "distill": 3, "guided_stage1": 1, "sample": 18, "evaluate": 18,
+    assert counts == {"fetch_data": 1, "train": 8, "distill": 3, "guided_stage1": 1, "sample": 19, "evaluate": 19,
                       "collect": 1, "report": 1, "all": 1}
 
 
@@ -58,7 +58,7 @@ def test_code_is_a_dependency_at_the_right_grain():
 def test_gan_jobs_one_per_T_and_seed_with_code_at_the_right_grain():
     cfg = config.load(root=REPO)
     jobs = {j.name: j for j in dag.jobs(cfg)}
-    teachers = ("train-teacher_ddpm", "train-teacher_pd", "train-teacher_cfg", "train-classifier_cg")
+    teachers = ("train-teacher_ddpm", "train-teacher_pd", "train-teacher_cfg", "train-classifier_cg", "train-oracle")
     trains = sorted(n for n in jobs if n.startswith("train-") and n not in teachers)
     # the T ablation with ablation_seeds (3) seeds each (issue 15: one GAN seed carries no conclusion)
     assert trains == sorted([f"train-ddgan_t{t}_seed{s}" for t in (1, 2, 4, 8) for s in (0, 1, 2)] + [

@@ -25,13 +25,15 @@ def test_outputs_and_metrics(built):
     out = built / "results/ci"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
                 "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png",
-                "figures/trilemma.png"]:
+                "figures/trilemma.png", "tables/error_split.md", "figures/error_split.png"]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp",
                                  "cfg", "classifier_guidance", "guided_pd", "data"}
-    assert len(df) == 18
+    assert len(df) == 19
+    assert df[df["model"] == "oracle"]["spec"].tolist() == ["ddim-eta0-uniform-s10"]   # the exact denoiser (issue 24)
+    assert "**Solver error: the oracle" in (out / "tables/error_split.md").read_text()
     # the floor (a fresh draw of the data) at each bank size, and every metric's 95% interval
     assert sorted(df[df["method"] == "data"]["num_samples"]) == [300, 500]
     assert df[["fd_ci", "hq_ci", "nll_ci", "coverage_jsd_ci", "precision_ci"]].notna().all().all()

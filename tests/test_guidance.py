@@ -250,7 +250,7 @@ def test_guidance_jobs_and_code_at_the_right_grain():
     ev = jobs["evaluate-guided_s4-gpd-w1-s4"]
     assert "results/toy/samples/teacher_cfg/cfg-w1-s256.safetensors" in ev.deps and "--reference-bank" in ev.argv
     assert "--reference-bank" not in jobs["evaluate-teacher_cfg-cfg-w1-s256"].argv
-    cg = jobs["sample-teacher_cfg-cg-w2-s64"]
+    cg = jobs["sample-teacher_pd-cg-w2-s64"]   # the unconditional teacher (guidance.eval.classifier_guides)
     assert "results/toy/models/classifier_cg/model.safetensors" in cg.deps
     assert "src/trilemma/sampling/guidance.py" in cg.deps
     assert "src/trilemma/sampling/guided_stochastic.py" in jobs["sample-guided_s2-gstoch-w1-s4"].deps

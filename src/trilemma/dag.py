@@ -57,9 +57,11 @@ CODE = {
     "sampler:cfg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
     "sampler:cg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
     "sampler:gpd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
+    "model:oracle": [PKG + "diffusion/oracle.py"],   # the exact denoiser (issue 24; dag_oracle.py)
     "sampler:gstoch": [PKG + "sampling/guided_stochastic.py", PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
-               PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py"],
+               PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py",
+               PKG + "reporting/error_split.py"],
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
 _IMAGES = [PKG + "data/images.py"]
@@ -137,7 +139,7 @@ def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
-            + guidance.guided_bank_ids(cfg) + floor_bank_ids(cfg))
+            + guidance.guided_bank_ids(cfg) + floor_bank_ids(cfg) + oracle.oracle_bank_ids(cfg))
 
 
 # ----------------------------------------------------------------------------- the floor
@@ -300,6 +302,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         (data, *code(cfg, "train")), (model, model_cfg, log), ("seed", "teacher")))
 
     out += distill_train_jobs(cfg, data) + gan_train_jobs(cfg, data) + guidance.guided_train_jobs(cfg, data)
+    out += oracle.oracle_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
         model_name, spec = bank_id.split("/")
@@ -349,7 +352,8 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
         "sample", f"sample-{model_name}-{spec}",
         ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
          "--spec", spec, "--out", bank, *sample_argv),
-        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *code(cfg, f"sampler:{fam}")), (bank,),
+        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *code(cfg, f"sampler:{fam}"), *code(cfg, f"model:{model_name}")),
+        (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
     return [sample, evaluate_job(cfg, model_name, spec, bank, data, eval_argv, eval_deps)]
 
@@ -423,11 +427,11 @@ def _report_items(cfg: Mapping[str, Any], items: tuple[str, ...], image_items: t
 
 
 def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return _report_items(cfg, TABLES, ("ddim", "fast_sampling", "distillation", "ddgan"))
+    return _report_items(cfg, TABLES, ("ddim", "fast_sampling", "distillation", "ddgan")) + oracle.report_tables(cfg)
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return _report_items(cfg, FIGURES, ("fid_vs_time", "samples", "fid_vs_steps"))
+    return _report_items(cfg, FIGURES, ("fid_vs_time", "samples", "fid_vs_steps")) + oracle.report_figures(cfg)
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:
@@ -497,3 +501,4 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
 
 
 from trilemma import dag_guidance as guidance  # noqa: E402  (it reads this module's helpers at call time)
+from trilemma import dag_oracle as oracle  # noqa: E402  (the same)

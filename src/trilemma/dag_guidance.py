@@ -62,7 +62,8 @@ def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
 def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     """CFG teacher at the reference steps for every w and at the grid steps for the grid w; the
     headline student (deterministic) for every w and every student of the grid; the stochastic
-    sampler with N NFE on the N/2-step student; classifier guidance at each scale."""
+    sampler with N NFE on the N/2-step student; classifier guidance at each scale, of the model
+    ``guidance.eval.classifier_guides`` (the unconditional teacher_pd, or the CFG teacher's null label)."""
     if not guidance_on(cfg):
         return []
     g = cfg["guidance"]
@@ -74,7 +75,7 @@ def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
         ids += [f"{dag.student(n, 'guidance')}/gpd-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
         ids += [f"{dag.student(n // 2, 'guidance')}/gstoch-w{dag.fmt_num(w)}-s{n}" for n in e["stochastic_steps"]]
     if classifier_guidance_on(cfg):
-        ids += [f"{dag.CFG_TEACHER}/cg-w{dag.fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
+        ids += [f"{e['classifier_guides']}/cg-w{dag.fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
     return list(dict.fromkeys(ids))
 
 

@@ -123,6 +123,11 @@ def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[
            "The quality/diversity trade-off across w (labels): FD to the data against class consistency, and "
            "precision against recall (CFG paper Figure 4 layout, FID vs IS).", ""]
           if "guidance" in tables else []),
+        *(["## Where the error comes from: solver or network (the exact denoiser; DDIM Table 1 layout)", "",
+           tables["error_split"], "", f"![Error split]({figures['error_split']})", "",
+           "Distance against steps: the learned teacher (total error) and the exact denoiser of the data "
+           "(solver error only) with the same samplers.", ""]
+          if "error_split" in tables else []),
         "## Figures", "",
         f"![FD vs sampling time]({figures['fid_vs_time']})", "",
         "FD against time per 100 samples (log axes), one line per method, point labels = NFE, error bars = "

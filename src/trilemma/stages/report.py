@@ -9,7 +9,7 @@ import pandas as pd
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
 from trilemma.data.images import is_image_profile
-from trilemma.reporting import ddgan, distillation, figures, guidance, report, tables
+from trilemma.reporting import ddgan, distillation, error_split, figures, guidance, report, tables
 
 
 def add_arguments(p):
@@ -27,6 +27,7 @@ def run(args):
     device = str(df["device"].iloc[0]) if len(df) else "unknown"
     if is_image_profile(cfg):
         return run_images(args, cfg, df, device)
+    df, with_oracle = error_split.without_oracle(df), df   # the oracle's banks: only in error_split
     space, floor = tables.feature_space(df), tables.floor_row(df, cfg["sampling"]["num_samples"])
     table_text = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], space, floor=floor),
                   "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
@@ -34,6 +35,8 @@ def run(args):
                   "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], device)}
     if "guidance" in dag.report_tables(cfg):
         table_text["guidance"] = guidance.guidance_table(df, cfg["guidance"])
+    if "error_split" in dag.report_tables(cfg):
+        table_text["error_split"] = error_split.error_split_table(with_oracle)
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
     fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.report_figures(cfg)}
@@ -51,6 +54,8 @@ def run(args):
     if "guidance_tradeoff" in fig:
         guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep["dpi"],
                                    reference_steps=g["eval"]["reference_steps"], headline_steps=g["headline_steps"])
+    if "error_split" in fig:
+        error_split.error_split_figure(with_oracle, fig["error_split"], dpi=rep["dpi"])
     data, _ = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep["scatter_points"]
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")

@@ -14,7 +14,8 @@ On a continuous-time model (cosine logSNR) every N-step grid is t_i = i/N (Algor
   gan, wgan_gp                       one-shot generator of a GAN baseline (x = G(z), NFE 1)
 Guidance (class-conditional models; labels balanced over the classes, stored in the bank):
   cfg-w<W>-s<N>                      classifier-free guidance at w = W, N-step DDIM (2 NFE per step)
-  cg-w<S>-s<N>                       classifier guidance at scale S of the unconditional model, N-step
+  cg-w<S>-s<N>                       classifier guidance at scale S of an unconditional model (teacher_pd, or
+                                     the CFG teacher's null label: guidance.eval.classifier_guides), N-step
                                      DDIM (needs --classifier-dir; the classifier pass is counted)
   gpd-w<W>-s<N>                      a guided-distillation student with its own N-step DDIM at w = W
   gstoch-w<W>-s<N>                   the guided students' N-step stochastic sampler (Meng et al.)
@@ -118,11 +119,11 @@ def _guided_sampler(spec: SamplerSpec, denoiser, info: dict, classifier):
     from trilemma.diffusion.continuous import uniform_grid
     from trilemma.sampling.ddim import sample_ddim
     from trilemma.sampling.guidance import CFGDenoiser, ClassifierGuidedDenoiser
-    wanted = {"cfg": ("cfg_teacher",), "classifier_guidance": ("cfg_teacher",),
+    wanted = {"cfg": ("cfg_teacher",), "classifier_guidance": ("cfg_teacher", "pd_teacher"),
               "guided_pd": ("guided_pd", "guided_w")}[spec.method]   # guided_w: the stage-one student
     if info["method"] not in wanted:
         raise config.ConfigError(f"sampler spec {spec.spec!r} needs a {wanted} model, not {info['name']!r}")
-    null = info["model"]["num_classes"]
+    null = info["model"].get("num_classes")   # None: an unconditional model (classifier guidance of teacher_pd)
     if spec.method == "cfg":
         denoiser = CFGDenoiser(denoiser, null)
     elif spec.method == "classifier_guidance":
@@ -202,10 +203,13 @@ def run(args):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     denoiser, info = load_model(args.model_dir)
     counters = [CountNFE(denoiser.to(device))]
+    classes = info["model"].get("num_classes") if isinstance(info.get("model"), dict) else None
     if args.classifier_dir:
         from trilemma.artifacts import load_network
         from trilemma.sampling.guidance import CountCalls
-        counters.append(CountCalls(load_network(args.classifier_dir)[0].to(device)))
+        classifier, classifier_info = load_network(args.classifier_dir)
+        counters.append(CountCalls(classifier.to(device)))
+        classes = classifier_info["out_dim"]   # one logit per class; the guided model may be unconditional
     sampler = make_sampler(spec, counters[0], cfg, info, classifier=counters[-1] if args.classifier_dir else None)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
     shape = (dim,) if isinstance(dim, int) else tuple(dim)   # 2-D points: (2,); images: (C, H, W)
@@ -214,7 +218,7 @@ def run(args):
     labels = None
     if spec.w is not None:  # guidance banks (dag.guided_bank_ids): balanced labels 0, 1, ..., C-1, 0, ...
         n = cfg["guidance"]["eval"]["num_samples"]
-        labels = balanced_labels(n, info["model"]["num_classes"], device)
+        labels = balanced_labels(n, classes, device)
     cond_of = (lambda lo, hi: None) if labels is None else (lambda lo, hi: {"y": labels[lo:hi], "w": spec.w})
     mine = ctx.batch_slice(n, bs)
     batches = tqdm(range(mine.start, mine.stop, bs), desc=f"sample {spec.spec}", unit="batch",
@@ -228,7 +232,7 @@ def run(args):
     tm = cfg["timing"]
     g = torch.Generator(device).manual_seed(cfg["seed"])
     x_100 = torch.randn((tm["batch"], *shape), generator=g, device=device)
-    cond_100 = None if labels is None else {"y": balanced_labels(tm["batch"], info["model"]["num_classes"], device),
+    cond_100 = None if labels is None else {"y": balanced_labels(tm["batch"], classes, device),
                                             "w": spec.w}
     timing = time_per_batch(lambda: sampler(x_100, g, cond_100), device=device, repeats=tm["repeats"],
                             warmup=tm["warmup"])
