@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trilemma.artifacts import load_model
+from trilemma.stages.sample import load_denoiser
 from trilemma.data import toy2d
 from trilemma.diffusion.continuous import CosineLogSNRSchedule, uniform_grid
 from trilemma.diffusion.oracle import ExactClassifier, GaussianMixture, OracleDenoiser, save_oracle
@@ -169,7 +169,7 @@ def test_oracle_model_directory_loads_like_a_trained_model(tmp_path):
     mix = toy()
     sched = {"name": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_steps": 1000}
     save_oracle(tmp_path / "oracle" / "model.safetensors", mix, sched, "gauss25")
-    den, info = load_model(tmp_path / "oracle")
+    den, info = load_denoiser(tmp_path / "oracle")
     assert isinstance(den, OracleDenoiser) and info["method"] == "oracle" and info["name"] == "oracle"
     z = torch.randn(4, 2)
     assert all(torch.allclose(a, b) for a, b in zip(den(z, 10.0), OracleDenoiser(mix, DDPM)(z, 10.0)))

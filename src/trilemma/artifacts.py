@@ -120,14 +120,10 @@ def load_network(model_dir):
 
 def load_model(model_dir):
     """Rebuild a trained model as a :class:`~trilemma.diffusion.denoiser.Denoiser` from its directory
-    (DDGAN generators too: x0-prediction with the latent z as ``cond``; GANs as a one-shot wrapper;
-    a model.json of kind ``oracle``: the exact denoiser of the toy's mixture, ``diffusion/oracle.py``)."""
+    (DDGAN generators too: x0-prediction with the latent z as ``cond``; GANs as a one-shot wrapper)."""
     from trilemma.diffusion.denoiser import Denoiser
     from trilemma.diffusion.schedules import schedule_from_config
 
-    if load_json(Path(model_dir) / "model.json").get("kind") == "oracle":   # the exact denoiser (issue 24)
-        from trilemma.diffusion.oracle import load_oracle
-        return load_oracle(model_dir)
     net, info = load_network(model_dir)
     if info["schedule"] is None:  # a one-shot generator (the GAN baselines): no diffusion process
         from trilemma.models.gan import OneShot

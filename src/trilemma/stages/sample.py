@@ -38,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from trilemma import config, dag
-from trilemma.artifacts import load_model, save_tensors
+from trilemma.artifacts import load_json, load_model, save_tensors
 from trilemma.diffusion.timesteps import SKIPS, respaced, sampling_grid
 from trilemma.evaluation.timing import time_per_batch
 from trilemma.sampling.common import CountNFE
@@ -201,7 +201,7 @@ def run(args):
     ctx = context()
     torch.set_num_threads(cfg["timing"]["threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    denoiser, info = load_model(args.model_dir)
+    denoiser, info = load_denoiser(args.model_dir)
     counters = [CountNFE(denoiser.to(device))]
     classes = info["model"].get("num_classes") if isinstance(info.get("model"), dict) else None
     if args.classifier_dir:
@@ -243,6 +243,16 @@ def run(args):
             "train_seed": info.get("seed")}
     save_tensors(args.out, {"samples": samples, **({} if labels is None else {"labels": labels.cpu()})}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")
+
+
+def load_denoiser(model_dir):
+    """A trained model (``artifacts.load_model``), or the exact denoiser of the toy's mixture where
+    model.json's kind is ``oracle`` (``diffusion/oracle.py``, issue 24).  Chosen here, in the one stage
+    that samples, so that the oracle's code is not a dependency of every training job."""
+    if load_json(f"{model_dir}/model.json").get("kind") == "oracle":
+        from trilemma.diffusion.oracle import load_oracle
+        return load_oracle(model_dir)
+    return load_model(model_dir)
 
 
 def draw(sampler, counters, batches, n: int, bs: int, shape: tuple, seed: int, device, cond_of):
