@@ -6,6 +6,10 @@
 - ``swissroll``: the swiss roll of Sohl-Dickstein et al. 2015 (no modes; mode metrics are NaN).
 
 Train and evaluation draws use separate generators, so the reference set is never trained on.
+
+The artifact records the training set's spread, :func:`data_scale` (``meta["scale"]``): the Denoising
+Diffusion GAN and the GAN baselines (``stages/train_gan.py``) work in units where it equals the spread
+their recipe was tuned at, as the papers scale images to [-1, 1] (Xiao et al. 2022, App. C).
 """
 from __future__ import annotations
 
@@ -49,6 +53,17 @@ def draw(name: str, params: dict, n: int, generator: torch.Generator) -> tuple[t
     return x, mode_labels(name, means.shape[0])[mode]
 
 
+def data_scale(x: torch.Tensor) -> float:
+    """The spread of a training set: the root mean squared distance of its points from their mean,
+    sqrt(tr Cov(x)), computed in float64 and recorded to 3 significant digits (so that a CPU kind's
+    last bits never reach the artifact).  Equivariant: data scaled by c has scale c times (up to that
+    rounding).  A global spread, not a nearest-neighbour (mode-width) scale: the DDGAN recipe holds
+    when the std of the modes changes 8x at a fixed spacing and fails when the spacing changes at a
+    fixed std (``docs/ddgan_robustness.md``)."""
+    x = x.double()
+    return float(f"{(x - x.mean(0)).pow(2).sum(1).mean().sqrt().item():.3g}")
+
+
 def generate(data_cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
     name = data_cfg["name"]
     params = data_cfg[name]
@@ -58,5 +73,5 @@ def generate(data_cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
     tensors = {"train": train_x, "train_labels": train_y, "eval": eval_x, "eval_labels": eval_y,
                "mode_means": means, "mode_labels": mode_labels(name, means.shape[0])}
     meta = {"kind": "dataset", "dataset": name, "params": params, "std": params.get("std"),
-            "seed": seed, "data_dim": 2}
+            "scale": data_scale(train_x), "seed": seed, "data_dim": 2}
     return tensors, meta
