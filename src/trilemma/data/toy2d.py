@@ -55,13 +55,15 @@ def draw(name: str, params: dict, n: int, generator: torch.Generator) -> tuple[t
 
 def data_scale(x: torch.Tensor) -> float:
     """The spread of a training set: the root mean squared distance of its points from their mean,
-    sqrt(tr Cov(x)), computed in float64 and recorded to 3 significant digits (so that a CPU kind's
-    last bits never reach the artifact).  Equivariant: data scaled by c has scale c times (up to that
-    rounding).  A global spread, not a nearest-neighbour (mode-width) scale: the DDGAN recipe holds
-    when the std of the modes changes 8x at a fixed spacing and fails when the spacing changes at a
-    fixed std (``docs/ddgan_robustness.md``)."""
+    sqrt(tr Cov(x)), in float64 with exactly rounded sums (``math.fsum``), so that no summation order
+    (CPU kind, thread count) reaches the artifact.  Equivariant: data scaled by c has spread c times,
+    bit for bit when c is a power of 2.  A global spread, not a nearest-neighbour (mode-width) scale:
+    the DDGAN recipe held when the modes' std changed 8x at a fixed spacing and failed when the
+    spacing changed at a fixed std (``params.yaml``, ``ddgan.scale_ref``)."""
     x = x.double()
-    return float(f"{(x - x.mean(0)).pow(2).sum(1).mean().sqrt().item():.3g}")
+    n = x.shape[0]
+    mean = torch.tensor([math.fsum(column) / n for column in x.T.tolist()], dtype=torch.float64)
+    return math.sqrt(math.fsum((x - mean).pow(2).flatten().tolist()) / n)
 
 
 def generate(data_cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
