@@ -173,6 +173,19 @@ def summary(results: list[dict], floors: dict) -> str:
                          f"{mean_std([r['fd_xy'] for r in rs])} | "
                          f"{mean_std([r['nll'] for r in rs]) if mixture else '-'} | "
                          f"{mean_std([r['train_cpu_s'] for r in rs])} |")
+    return "\n".join(lines + ["", pass_counts(results)])
+
+
+def pass_counts(results: list[dict]) -> str:
+    """The issue's targets over (variant, seed) runs: the 6 grids other than the default, and the ring."""
+    lines = ["| recipe | method | grid runs passing (of 6 grids x seeds) | ring runs with all 8 modes, hq >= 0.80 |",
+             "|---|---|---|---|"]
+    keys = sorted({(r["recipe"], r["method"]) for r in results})
+    for recipe, method in keys:
+        rs = [r for r in results if (r["recipe"], r["method"]) == (recipe, method)]
+        grid = [passes(r) for r in rs if r["variant"].startswith("grid")]
+        ring = [passes(r) for r in rs if r["variant"].startswith("ring")]
+        lines.append(f"| {recipe} | {method} | {sum(grid)}/{len(grid)} | {sum(ring)}/{len(ring)} |")
     return "\n".join(lines)
 
 

@@ -59,7 +59,7 @@ def data_scale(x: torch.Tensor) -> float:
     (CPU kind, thread count) reaches the artifact.  Equivariant: data scaled by c has spread c times,
     bit for bit when c is a power of 2.  A global spread, not a nearest-neighbour (mode-width) scale:
     the DDGAN recipe held when the modes' std changed 8x at a fixed spacing and failed when the
-    spacing changed at a fixed std (``params.yaml``, ``ddgan.scale_ref``)."""
+    spacing changed at a fixed std (``params.yaml``, ``ddgan.model.scale_ref``)."""
     x = x.double()
     n = x.shape[0]
     mean = torch.tensor([math.fsum(column) / n for column in x.T.tolist()], dtype=torch.float64)

@@ -2,7 +2,7 @@
 (vanilla non-saturating GAN, WGAN-GP) with the shared loop; publish G's EMA weights and model.json.
 
 The networks work in the GAN path's own units (:func:`data_units`): the training points are multiplied
-by k = ``ddgan.scale_ref`` / the data artifact's spread on the way in (:func:`build_task`) and the
+by k = ``ddgan.model.scale_ref`` / the data artifact's spread on the way in (:func:`build_task`) and the
 samplers divide by k on the way out (``sampling/ddgan.py``, ``sampling/gan.py``; k is in model.json).
 
 The model id carries what the DAG varies (T and the training seed); every hyperparameter comes from
@@ -32,14 +32,14 @@ def ddgan_schedule(section: dict, steps: int) -> dict:
 
 
 def data_units(section: dict, meta: dict) -> float:
-    """k = ``scale_ref`` / ``meta["scale"]``: the factor from data coordinates to the units of the DDGAN
+    """k = ``model.scale_ref`` / ``meta["scale"]``: the factor from data coordinates to the units of the DDGAN
     and of the GAN baselines alike, in which the data's spread (``data.toy2d.data_scale``) is the one
     the recipe was tuned at (the default grid's).  Every scale-dependent choice of the recipe then meets
     the data as tuned: the Fourier octaves' frequencies, the VP chain's noise levels relative to the
     data (Xiao et al. 2022 scale images to [-1, 1], App. C), the R1 weight (a gradient in x, Eq. 9's
     regulariser) and G's output range.  1 where either is absent (images; ``scale_ref`` unset); exactly
     1 on the default grid, whose results are therefore unchanged bit for bit."""
-    ref, scale = section.get("scale_ref"), meta.get("scale")
+    ref, scale = section.get("model", {}).get("scale_ref"), meta.get("scale")
     return ref / scale if ref and scale else 1.0
 
 
