@@ -9,7 +9,7 @@ Train and evaluation draws use separate generators, so the reference set is neve
 
 The artifact records the training set's spread, :func:`data_scale` (``meta["scale"]``): the Denoising
 Diffusion GAN and the GAN baselines (``stages/train_gan.py``) work in units where it equals the spread
-their recipe was tuned at, as the papers scale images to [-1, 1] (Xiao et al. 2022, App. C).
+their recipe was tuned at, as the official DDGAN code (Xiao et al. 2022) scales images to [-1, 1].
 """
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def data_units(section: dict, meta: dict) -> float:
     and of the GAN baselines alike, in which the data's spread (``data.toy2d.data_scale``) is the one
     the recipe was tuned at (the default grid's).  Every scale-dependent choice of the recipe then meets
     the data as tuned: the Fourier octaves' frequencies, the VP chain's noise levels relative to the
-    data (Xiao et al. 2022 scale images to [-1, 1], App. C), the R1 weight (a gradient in x, Eq. 9's
+    data (the official DDGAN code scales images to [-1, 1]), the R1 weight (a gradient in x, Eq. 9's
     regulariser) and G's output range.  1 where either is absent (images; ``scale_ref`` unset); exactly
     1 on the default grid, whose results are therefore unchanged bit for bit."""
     ref, scale = section.get("model", {}).get("scale_ref"), meta.get("scale")
