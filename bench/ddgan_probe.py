@@ -12,7 +12,7 @@ from trilemma.config import deep_merge
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.evaluation.toy import mode_metrics
 from trilemma.sampling.ddgan import ChainTable, q_sample_pairs, sample_ddgan
-from trilemma.stages.train_gan import build_task, ddgan_schedule
+from trilemma.stages.train_gan import build_task, data_units, ddgan_schedule
 from trilemma.training.loop import LoopConfig, train
 
 p = argparse.ArgumentParser()
@@ -43,7 +43,8 @@ for kv in a.set:
     node[last] = val
 tensors, meta = load_tensors(a.data)
 torch.manual_seed(a.seed)
-task, _ = build_task("ddgan", a.steps, sec, tensors["train"], meta["data_dim"])
+units = data_units(sec, meta)   # the recipe's units: G sees k x, its outputs are divided by k
+task, _ = build_task("ddgan", a.steps, sec, tensors["train"], meta["data_dim"], units)
 if a.track:
     _ph = task.phases[-1]; _orig = _ph.loss_fn; _n = [0]
     _ch = ChainTable(DiscreteSchedule.from_config(ddgan_schedule(sec, a.steps)))
@@ -54,8 +55,8 @@ if a.track:
                 gg = torch.Generator().manual_seed(7); out = []
                 for i in range(a.steps):
                     t = torch.full((2000,), i, dtype=torch.long)
-                    _, xt = q_sample_pairs(_ch, _x0, t, gg)
-                    x0p = task.modules["G"](xt, t.float(), torch.randn((2000, task.modules["G"].nz), generator=gg))
+                    _, xt = q_sample_pairs(_ch, _x0 * units, t, gg)
+                    x0p = task.modules["G"](xt, t.float(), torch.randn((2000, task.modules["G"].nz), generator=gg)) / units
                     m = mode_metrics(x0p, _means, meta["std"])
                     nd, nn_ = torch.cdist(x0p, _means).min(1); hq = nd <= 0.15
                     out.append(f"t{i}:{m['modes']}/{m['hq']:.2f}/{float((_inner[nn_] & hq).sum() / max(1, hq.sum())):.2f}")
@@ -89,7 +90,7 @@ for which, weights in (("ema", final["G"]), ("raw", raw)):
     G.load_state_dict(weights)
     g = torch.Generator().manual_seed(1234)
     with torch.no_grad():
-        x = sample_ddgan(Den(), torch.randn((10000, 2), generator=g), latent_dim=G.nz, generator=g)
+        x = sample_ddgan(Den(), torch.randn((10000, 2), generator=g), latent_dim=G.nz, generator=g, units=units)
         res = {"tag": a.tag + ("/raw" if which == "raw" else ""), "seed": a.seed, "set": a.set,
                "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), **stats(x)}
         chain = ChainTable(schedule)
@@ -97,8 +98,8 @@ for which, weights in (("ema", final["G"]), ("raw", raw)):
         per_t = []
         for i in range(a.steps):
             t = torch.full((x0.shape[0],), i, dtype=torch.long)
-            _, x_t = q_sample_pairs(chain, x0, t, g)
-            x0p = G(x_t, t.float(), torch.randn((x0.shape[0], G.nz), generator=g))
+            _, x_t = q_sample_pairs(chain, x0 * units, t, g)
+            x0p = G(x_t, t.float(), torch.randn((x0.shape[0], G.nz), generator=g)) / units
             s = stats(x0p); per_t.append(f"t{i}:{s['modes']}/{s['hq']}/{s['inner_share']}")
         res["G_on_real"] = " ".join(per_t)
     print(json.dumps(res)); sys.stdout.flush()

@@ -1,17 +1,20 @@
 """Denoising Diffusion GAN and the GAN baselines: the discretised VP schedule against methods.md's
 reference values, the training pairs and the posterior step against closed forms, the sampler's NFE
-and latent draws, the loop's phase options, exact resume of a two-phase task, and divergence handling."""
+and latent draws, the loop's phase options, exact resume of a two-phase task, divergence handling, and the
+GAN path's units (issue 23: the data's spread in the artifact, equivariance, round trip, cache key)."""
 import math
 
 import pytest
 import torch
 
+from conftest import REPO
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule, vp_sde_betas
-from trilemma.models.gan import (DDGANDiscriminator, DDGANGenerator, FCNet, GANDiscriminator, GANGenerator,
+from trilemma.models.gan import (DDGANDiscriminator, DDGANGenerator, FCNet, GANDiscriminator, GANGenerator, OneShot,
                                  fourier_features)
 from trilemma.sampling.common import CountNFE
 from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs, sample_ddgan
+from trilemma.sampling.gan import sample_gan
 from trilemma.training.loop import LoopConfig, Phase, train
 from trilemma.training.tasks.gan import DDGANTask, GANTask, WGANGPTask
 
@@ -286,3 +289,68 @@ def test_diverging_gan_job_fails_clearly_without_a_model_file(repo_copy):
     assert proc.returncode == 2
     assert "trilemma train: error:" in proc.stderr and "non-finite" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def grid(spacing, std, n=4000):
+    return {"name": "gauss25", "num_train": n, "num_eval": 100, "gauss25": {"spacing": spacing, "std": std}}
+
+
+def test_data_scale_is_the_spread_equivariant_and_recorded_in_the_artifact():
+    """issue 23: the spread sqrt(tr Cov) is in the data artifact's meta; a x2 copy of the data (spacing
+    and std doubled, the same draws) has twice the spread bit for bit, so the DDGAN path's units see
+    the same training set; x3 to float error."""
+    from trilemma.data.toy2d import data_scale, generate
+    from trilemma.stages.train_gan import data_units
+    a, meta = generate(grid(1.0, 0.05), seed=0)
+    b, meta2 = generate(grid(2.0, 0.1), seed=0)
+    assert torch.equal(b["train"], 2 * a["train"])
+    assert meta["scale"] == data_scale(a["train"]) and meta2["scale"] == 2 * meta["scale"]
+    x = a["train"].double()
+    assert math.isclose(meta["scale"], (x - x.mean(0)).pow(2).sum(1).mean().sqrt().item(), rel_tol=1e-12)
+    assert math.isclose(data_scale(3 * a["train"]), 3 * meta["scale"], rel_tol=1e-6)
+    section = {"model": {"scale_ref": 2.0}}
+    units = data_units(section, meta)
+    assert torch.equal(a["train"] * units, b["train"] * data_units(section, meta2))
+    assert torch.allclose(a["train"] * units, 3 * a["train"] * data_units(section, {"scale": 3 * meta["scale"]}),
+                          rtol=1e-6, atol=0)
+    assert data_units({}, meta) == 1.0 and data_units(section, {"data_dim": [1, 28, 28]}) == 1.0  # images
+
+
+def test_default_toy_is_in_units_one_and_scale_ref_is_a_declared_gan_param():
+    """scale_ref is the default toy's spread to the last bit: the default DDGAN and baselines train in
+    data coordinates, unchanged.  Changing it re-runs the GAN train jobs and nothing else (it is in
+    ``ddgan.model``, which they alone declare; the data artifact's scale is in the data file, which
+    every downstream job depends on)."""
+    from trilemma import config, dag
+    from trilemma.data.toy2d import generate
+    from trilemma.stages.train_gan import data_units
+    cfg = config.load(root=REPO)
+    _, meta = generate(cfg["data"], cfg["seed"])
+    assert data_units(cfg["ddgan"], meta) == 1.0
+    readers = {j.name for j in dag.jobs(cfg) if "ddgan.model" in j.params}
+    gan_trains = {j.name for j in dag.gan_train_jobs(cfg, "data")}
+    assert readers == gan_trains and len(readers) == 12
+
+
+@pytest.mark.parametrize("units", [1.0, 0.5, 1.3])
+def test_units_round_trip_through_training_and_samplers(units):
+    """The GAN path's task trains on units * x0; both samplers return their chain's output / units: the
+    data round-trip is exact for k = 1 and powers of 2, and within one float32 rounding otherwise."""
+    from trilemma.stages.train_gan import build_task
+    section = {"model": {"hidden": 8, "layers": 2, "nz": 2, "emb_dim": 4, "d_fourier": 1, "g_fourier": 1},
+               "train": {**TRAIN, "t0_share": 0.5}, "schedule": {"beta_min": 0.1, "beta_max": 20.0},
+               "baselines": {"wgan_gp": {"gp_weight": 0.1, "n_critic": 3, "lr": 1e-3, "betas": [0.5, 0.9]}}}
+    x0 = tiny_data()
+    for method in ("ddgan", "gan", "wgan_gp"):
+        task, _ = build_task(method, 2, section, x0, 2, units)
+        assert torch.equal(task.x0, x0 * units)
+        back = task.x0 / units
+        assert torch.equal(back, x0) if units in (1.0, 0.5) else torch.allclose(back, x0, rtol=2 ** -23, atol=0)
+    net = RecordingGenerator(torch.tensor([[0.5, -1.0]]))
+    den, g = Denoiser(net, ddgan_schedule(2), "x"), torch.Generator
+    one = sample_ddgan(den, torch.randn(4, 2), latent_dim=3, generator=g().manual_seed(0))
+    assert torch.equal(sample_ddgan(den, torch.randn(4, 2), latent_dim=3, generator=g().manual_seed(0), units=units),
+                       one / units)
+    gan = OneShot(GANGenerator(2, 2, 8, 2))
+    assert torch.equal(sample_gan(gan, 4, latent_dim=2, generator=g().manual_seed(0), units=units),
+                       sample_gan(gan, 4, latent_dim=2, generator=g().manual_seed(0)) / units)

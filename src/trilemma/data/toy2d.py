@@ -6,6 +6,10 @@
 - ``swissroll``: the swiss roll of Sohl-Dickstein et al. 2015 (no modes; mode metrics are NaN).
 
 Train and evaluation draws use separate generators, so the reference set is never trained on.
+
+The artifact records the training set's spread, :func:`data_scale` (``meta["scale"]``): the Denoising
+Diffusion GAN and the GAN baselines (``stages/train_gan.py``) work in units where it equals the spread
+their recipe was tuned at, as the official DDGAN code (Xiao et al. 2022) scales images to [-1, 1].
 """
 from __future__ import annotations
 
@@ -49,6 +53,19 @@ def draw(name: str, params: dict, n: int, generator: torch.Generator) -> tuple[t
     return x, mode_labels(name, means.shape[0])[mode]
 
 
+def data_scale(x: torch.Tensor) -> float:
+    """The spread of a training set: the root mean squared distance of its points from their mean,
+    sqrt(tr Cov(x)), in float64 with exactly rounded sums (``math.fsum``), so that no summation order
+    (CPU kind, thread count) reaches the artifact.  Equivariant: data scaled by c has spread c times,
+    bit for bit when c is a power of 2.  A global spread, not a nearest-neighbour (mode-width) scale:
+    the DDGAN recipe held when the modes' std changed 8x at a fixed spacing and failed when the
+    spacing changed at a fixed std (``params.yaml``, ``ddgan.model.scale_ref``)."""
+    x = x.double()
+    n = x.shape[0]
+    mean = torch.tensor([math.fsum(column) / n for column in x.T.tolist()], dtype=torch.float64)
+    return math.sqrt(math.fsum((x - mean).pow(2).flatten().tolist()) / n)
+
+
 def generate(data_cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
     name = data_cfg["name"]
     params = data_cfg[name]
@@ -58,5 +75,5 @@ def generate(data_cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
     tensors = {"train": train_x, "train_labels": train_y, "eval": eval_x, "eval_labels": eval_y,
                "mode_means": means, "mode_labels": mode_labels(name, means.shape[0])}
     meta = {"kind": "dataset", "dataset": name, "params": params, "std": params.get("std"),
-            "seed": seed, "data_dim": 2}
+            "scale": data_scale(train_x), "seed": seed, "data_dim": 2}
     return tensors, meta

@@ -52,9 +52,11 @@ def q_sample_pairs(table: ChainTable, x0: torch.Tensor, t: torch.Tensor, generat
 
 @torch.no_grad()
 def sample_ddgan(denoiser, x_T: torch.Tensor, *, latent_dim: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, units: float = 1.0) -> torch.Tensor:
     """Walk indices T-1, ..., 0 of ``denoiser.schedule`` from ``x_T``; the latent z enters as the
-    denoiser's ``cond`` (a fresh draw per step), so one sampler serves every T."""
+    denoiser's ``cond`` (a fresh draw per step), so one sampler serves every T.  The chain runs in the
+    units G was trained in (``stages.train_gan.data_units``); the samples are returned divided by
+    ``units``, in data coordinates."""
     table = ChainTable(denoiser.schedule)
     x = x_T
     for i in reversed(range(table.num_steps)):
@@ -62,4 +64,4 @@ def sample_ddgan(denoiser, x_T: torch.Tensor, *, latent_dim: int,
         z = torch.randn((x.shape[0], latent_dim), generator=generator, device=x.device, dtype=x.dtype)
         x0, _ = denoiser(x, t, z)
         x = posterior_sample(table, x0, x, t, randn_like(x, generator) if i > 0 else torch.zeros_like(x))
-    return x
+    return x / units

@@ -178,12 +178,12 @@ def _gan_sampler(spec: SamplerSpec, denoiser, info: dict):
     if info["method"] != spec.method or T != spec.steps:
         raise config.ConfigError(f"sampler spec {spec.spec!r} does not fit model {info['name']!r} "
                                  f"(method {info['method']}, {T} steps)")
-    nz = info["model"]["nz"]
+    nz, units = info["model"]["nz"], info.get("data_units", 1.0)   # units: model.json of train_gan
     if spec.method == "ddgan":
         from trilemma.sampling.ddgan import sample_ddgan
-        return lambda x, g: sample_ddgan(denoiser, x, latent_dim=nz, generator=g)
+        return lambda x, g: sample_ddgan(denoiser, x, latent_dim=nz, generator=g, units=units)
     from trilemma.sampling.gan import sample_gan
-    return lambda x, g: sample_gan(denoiser, x.shape[0], latent_dim=nz, generator=g, device=x.device)
+    return lambda x, g: sample_gan(denoiser, x.shape[0], latent_dim=nz, generator=g, device=x.device, units=units)
 
 
 def add_arguments(p):
