@@ -26,7 +26,7 @@ def test_snakemake_and_dvc_plan_the_same_jobs(repo_copy):
         assert name.split("-")[0] == rule
         assert cmd in shell, f"{rule}: DVC runs `{cmd}`, snakemake `{shell}`"
     assert counts == {"fetch_data": 1, "train": 8, "distill": 3, "guided_stage1": 1, "sample": 19, "evaluate": 19,
-                      "collect": 1, "report": 1, "all": 1}
+                      "collect": 1, "deck": 4, "report": 1, "all": 1}
 
 
 def test_dvc_params_point_at_config_keys():

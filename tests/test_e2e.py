@@ -25,7 +25,9 @@ def test_outputs_and_metrics(built):
     out = built / "results/ci"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
                 "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png",
-                "figures/trilemma.png", "tables/error_split.md", "figures/error_split.png"]:
+                "figures/trilemma.png", "tables/error_split.md", "figures/error_split.png",
+                *[f"{kind}/deck_{study}.{ext}" for study in ("inversion", "consistency", "interpolation", "denoising")
+                  for kind, ext in (("tables", "md"), ("figures", "png"))]]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
@@ -34,6 +36,7 @@ def test_outputs_and_metrics(built):
     assert len(df) == 19
     assert df[df["model"] == "oracle"]["spec"].tolist() == ["ddim-eta0-uniform-s10"]   # the exact denoiser (issue 24)
     assert "**Solver error: the oracle" in (out / "tables/error_split.md").read_text()
+    assert "## DDIM inversion (DDIM Table 2 layout)" in (out / "report.md").read_text()   # issue 19 (dag_deck.py)
     # the floor (a fresh draw of the data) at each bank size, and every metric's 95% interval
     assert sorted(df[df["method"] == "data"]["num_samples"]) == [300, 500]
     assert df[["fd_ci", "hq_ci", "nll_ci", "coverage_jsd_ci", "precision_ci"]].notna().all().all()
@@ -111,13 +114,15 @@ def test_new_ddim_step_runs_only_new_jobs(built):
 
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddim.py", {"distill": 3, "sample": 9, "evaluate": 9, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/sampling/ddim.py", {"distill": 3, "sample": 9, "evaluate": 9, "collect": 1, "deck": 3, "report": 1,
+                                      "all": 1}),
     ("src/trilemma/models/mlp.py", {"train": 4, "distill": 3, "guided_stage1": 1, "sample": 16, "evaluate": 16,
-                                    "collect": 1, "report": 1, "all": 1}),
+                                    "collect": 1, "deck": 4, "report": 1, "all": 1}),
     ("src/trilemma/training/tasks/distill.py", {"distill": 3, "sample": 4, "evaluate": 4, "collect": 1,
                                                 "report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddgan.py", {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}),
-    ("src/trilemma/models/gan.py", {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}),
+    ("src/trilemma/sampling/ddgan.py", {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "deck": 1, "report": 1,
+                                       "all": 1}),
+    ("src/trilemma/models/gan.py", {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "deck": 1, "report": 1, "all": 1}),
 ])
 def test_code_edits_rerun_what_they_affect(built, path, expected):
     f = built / path

@@ -23,6 +23,7 @@ VERBS = {
     "feature-net": ("feature_net", "image profiles: train the feature-space classifier, record its test accuracy"),
     "reference-stats": ("reference_stats", "image profiles: features and FID statistics of the real images"),
     "oracle": ("oracle", "register the exact denoiser of the toy's Gaussian mixture as a model (issue 24)"),
+    "deck-study": ("deck_study", "one study of DDIM as a map or DDGAN's true denoising distribution (issue 19)"),
     "sample": ("sample", "draw a sample bank with one sampler spec, counting NFE and timing it"),
     "floor": ("floor", "2-D profiles: a fresh draw of the data, the size of a bank (every metric's floor)"),
     "evaluate": ("evaluate", "compute the metrics of one sample bank against the evaluation data"),

@@ -61,7 +61,7 @@ CODE = {
     "sampler:gstoch": [PKG + "sampling/guided_stochastic.py", PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py",
-               PKG + "reporting/error_split.py"],
+               PKG + "reporting/error_split.py", PKG + "dag_deck.py"],   # dag_deck: the issue-19 section
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
 _IMAGES = [PKG + "data/images.py"]
@@ -316,6 +316,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         ("trilemma", "collect", "--profile", p, "--out", csv),
         (*[m for _, m in banks], *CODE["collect"]), (), (), committed=(csv,)))
     table_jobs = guidance.table_jobs(cfg, csv)   # image profiles: tables/guidance.md (its own job)
+    table_jobs += deck.deck_jobs(cfg, data)      # issue 19: DDIM as a map, DDGAN's denoising distribution (dag_deck.py)
     out += table_jobs
 
     panel_banks = [paths.fmt(paths.BANK, profile=p, model=b.split("/")[0], spec=b.split("/")[1])
@@ -502,3 +503,4 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
 
 from trilemma import dag_guidance as guidance  # noqa: E402  (it reads this module's helpers at call time)
 from trilemma import dag_oracle as oracle  # noqa: E402  (the same)
+from trilemma import dag_deck as deck  # noqa: E402  (the same)

@@ -69,7 +69,8 @@ def run(args):
     figures.samples_grid(panels, fig["samples"], dpi=rep["dpi"], limit=limit)
     out_dir = Path(args.out).parent
     rel = {k: os.path.relpath(v, out_dir) for k, v in fig.items()}
-    _write_text(args.out, report.assemble(cfg, df, table_text, rel))
+    deck = dag.deck.report_section(cfg, lambda f: Path(f).read_text(), lambda f: os.path.relpath(f, out_dir))  # issue 19
+    _write_text(args.out, report.assemble(cfg, df, table_text, rel) + "\n".join(["", *deck]))
     print(f"wrote {args.out}, {len(table_text)} tables, {len(fig)} figures")
 
 

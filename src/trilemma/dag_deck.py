@@ -1,0 +1,99 @@
+"""The issue-19 branch of the DAG, part of the one table in :mod:`trilemma.dag`: one ``deck`` job per
+study (``trilemma deck-study --study <name>``; ``stages/deck_study.py``), each writing a committed table
+``tables/deck_<study>.md`` and figure ``figures/deck_<study>.png`` that the report embeds.
+
+Each job reads only its own ``deck.<study>`` keys (plus the seed and the figure dpi), so changing, say,
+the inversion's step list re-runs that job and the report, nothing else.  Its inputs are the data, the
+models it reads and its code.  On 2-D profiles with ``deck.enabled``; the denoising study needs a
+dataset with a closed-form density (``diffusion/oracle.py``: gauss25, ring8).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from trilemma import dag, paths
+
+STUDIES = ("inversion", "consistency", "interpolation", "denoising")
+_COMMON = [*dag._DIFFUSION, *dag._ARTIFACTS, dag.PKG + "stages/deck_study.py", dag.PKG + "reporting/deck.py",
+           dag.PKG + "dag_deck.py", dag.PKG + "diffusion/oracle.py"]
+# DDIM as a map (inversion, consistency, interpolation): the teacher's and students' networks, the sampler
+_DDIM_MAP = [*dag._MODELS, dag.PKG + "deck/ddim_map.py", dag.PKG + "sampling/ddim.py", dag.PKG + "sampling/common.py",
+             dag.PKG + "sampling/ddim_inversion.py", dag.PKG + "sampling/interpolation.py",
+             dag.PKG + "diffusion/timesteps.py", dag.PKG + "diffusion/continuous.py"]
+CODE = {
+    "inversion": _DDIM_MAP, "consistency": _DDIM_MAP, "interpolation": _DDIM_MAP,
+    "denoising": [*dag._MODELS, dag.PKG + "deck/denoising.py", dag.PKG + "sampling/ddgan.py", dag.PKG + "sampling/common.py",
+                  dag.PKG + "models/gan.py", dag.PKG + "evaluation/features2d.py", dag.PKG + "evaluation/fidelity.py"],
+}
+
+
+def deck_on(cfg: Mapping[str, Any]) -> bool:
+    return cfg["deck"]["enabled"] and dag.is_2d(cfg)
+
+
+def studies(cfg: Mapping[str, Any]) -> list[str]:
+    from trilemma.diffusion.oracle import CLOSED_FORM
+    if not deck_on(cfg):
+        return []
+    return [s for s in STUDIES if s != "denoising" or cfg["data"]["name"] in CLOSED_FORM]
+
+
+def inversion_students(cfg: Mapping[str, Any]) -> list[int]:
+    """The students of ``deck.inversion.students`` that the chain trains (pd_s<N>)."""
+    chain = set(dag.student_steps(cfg))
+    return [n for n in cfg["deck"]["inversion"]["students"] if n in chain]
+
+
+def denoising_generators(cfg: Mapping[str, Any]) -> dict[int, str]:
+    """{T: the DDGAN of the ablation with T steps and the first training seed} for T of ``deck.denoising.steps``."""
+    seed = cfg["ddgan"]["seeds"][0]
+    return {T: paths.gan_model("ddgan", seed, T) for T in cfg["deck"]["denoising"]["steps"] if T in cfg["ddgan"]["steps"]}
+
+
+def models(cfg: Mapping[str, Any], study: str) -> list[str]:
+    if study == "denoising":
+        return list(denoising_generators(cfg).values())
+    if study == "inversion" and inversion_students(cfg):
+        return [dag.TEACHER, dag.PD_TEACHER, *(dag.student(n) for n in inversion_students(cfg))]
+    return [dag.TEACHER]
+
+
+# Keys a study reads besides its own section.  Which students and generators it loads (distill.start_steps /
+# final_steps, ddgan.steps / seeds) is in its inputs, the model files, so adding a DDGAN T the study does not
+# use re-runs nothing here.
+PARAMS = {"denoising": ("evaluation.features", "ddgan.schedule")}
+
+
+def outputs(cfg: Mapping[str, Any], study: str) -> tuple[str, str]:
+    p = cfg["profile"]
+    return paths.fmt(paths.TABLE, profile=p, table=f"deck_{study}"), paths.fmt(paths.FIGURE, profile=p, figure=f"deck_{study}")
+
+
+def deck_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
+    """One job per study; its committed table and figure are inputs of the report."""
+    out = []
+    for study in studies(cfg):
+        table, figure = outputs(cfg, study)
+        model_files = [f for m in models(cfg, study) for f in dag.model_files(cfg, m)[:2]]
+        out.append(dag.Job(
+            "deck", f"deck-{study}",
+            ("trilemma", "deck-study", "--profile", cfg["profile"], "--study", study, "--data", data,
+             "--models", paths.fmt(paths.ROOT + "/models", profile=cfg["profile"]), "--table", table, "--figure", figure),
+            (data, *model_files, *_COMMON, *CODE[study]), (),
+            ("seed", "timing.threads", "report.dpi", f"deck.{study}", *PARAMS.get(study, ())),
+            committed=(table, figure)))
+    return out
+
+
+def report_section(cfg: Mapping[str, Any], read, link) -> list[str]:
+    """The report's section: each study's table under its heading, its figure below (``read(path)``: the
+    table's text; ``link(path)``: the figure's path relative to report.md)."""
+    titles = {"inversion": "DDIM inversion (DDIM Table 2 layout)",
+              "consistency": "DDIM consistency: one x_T, any number of steps (DDIM Fig. 5)",
+              "interpolation": "Interpolating x_T: slerp vs linear (DDIM Fig. 6)",
+              "denoising": "DDGAN's true denoising distribution, exact on the toy (DDGAN Sec. 3, Fig. 2)"}
+    lines = []
+    for study in studies(cfg):
+        table, figure = outputs(cfg, study)
+        lines += [f"## {titles[study]}", "", read(table).rstrip(), "", f"![{study}]({link(figure)})", ""]
+    return lines
