@@ -169,6 +169,11 @@ TEACHER = [
           grid=lambda s: ([f"pf_ode-{m}" for m in s["adaptive"]]
                           + [f"pf_ode-{m}-s{n}" for m, steps in s["fixed"].items() for n in steps]),
           example="pf_ode-heun-s3"),
+    Entry("dpmpp2m", r"dpmpp2m-s(\d+)", lambda m: dict(method="dpm_solver_pp", solver="2m", steps=int(m[1])),
+          lambda *, steps, **_: f"dpmpp2m-s{steps}", "trilemma.sampling.dpm_solver:build", _steps,
+          lambda s: "DPM-Solver++(2M)", code=(PKG + "sampling/dpm_solver.py",),
+          curve=lambda r: "DPM-Solver++(2M)", section="dpmpp2m", schema=_obj({"steps": _int_list()}),
+          grid=lambda s: [f"dpmpp2m-s{n}" for n in s["steps"]], callbacks=True, example="dpmpp2m-s4"),
 ]
 
 # ----------------------------------------------------------------------------- progressive distillation
