@@ -56,7 +56,8 @@ def test_cifar10_projection_is_work_over_measured_rate(tmp_path):
     assert hours["guided distillation, stage one"] == pytest.approx(50_000 / 4 / 3600)
     # banks: sum over specs of NFE x samples / forwards per second of the model's U-Net
     ddim = 50_000 * (10 + 20 + 50 + 100 + 1000)            # one DDPM/DDIM curve of the cifar10 grid
-    teacher_forwards = 7 * ddim + 50_000 * cost.RK45_NFE + 50_000 * (1 + 2 + 4 + 8)   # + DDGAN generators
+    teacher_forwards = (7 * ddim + 50_000 * cost.RK45_NFE + 50_000 * (1 + 2 + 4 + 8)   # + DDGAN generators
+                        + 50_000 * (5 + 10 + 20))                                       # + DPM-Solver++(2M)
     assert rows["sample banks on the cifar10 U-Net"]["hours"] == pytest.approx(teacher_forwards / 1000 / 3600)
     pd_forwards = 50_000 * (2 * sum(2 ** k for k in range(2, 11)))      # students + DDIM on the teacher, 4..1024
     cfg_forwards = 50_000 * (5 * 2 * 1024 + 3 * 2 * (4 + 8 + 16))         # CFG teacher: 2 NFE per step
