@@ -301,9 +301,15 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "report", "report",
         ("trilemma", "report", "--profile", p, "--out", paths.fmt(paths.REPORT, profile=p)),
-        (csv, data, *panel_banks, *[o for j in table_jobs for o in j.committed], *code(cfg, "report")), (), ("report",),
-        committed=tuple(report_outputs(cfg))))
+        (csv, data, *panel_banks, *[o for j in table_jobs for o in j.committed], *code(cfg, "report")), (),
+        REPORT_PARAMS, committed=tuple(report_outputs(cfg))))
     return out
+
+
+# What stages/report.py reads besides ``report`` (the tables' headline settings, the setup it describes),
+# as recorded by tests/test_config_audit.py on the ci profile: a change to any of them rewrites the report.
+REPORT_PARAMS = ("report", "data", "teacher.model", "teacher.schedule", "timing", "evaluation",
+                 "distill.headline_steps", "ddgan.coverage_steps", "guidance.eval.headline_w")
 
 
 def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data: str,
