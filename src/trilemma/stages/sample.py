@@ -6,6 +6,7 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
   ddim-eta<E>-<uniform|quadratic>-s<N>, ddim-sigmahat-<skip>-s<N>
   pf_ode-<rk45|rk23|dop853>          adaptive probability-flow ODE (scipy solve_ivp)
   pf_ode-<euler|heun>-s<N>           fixed-step probability-flow ODE
+  dpmpp2m-s<N>                       DPM-Solver++(2M) (Lu et al. 2022), N NFE on diffusers' linspace grid
   pd-s<N>                            a progressive-distillation student with its own N-step DDIM
   stoch-v<V>-s<N>                    the PD paper's stochastic sampler: posterior mean, log-variance
                                      (1-V) log sigma~^2_s|t + V log sigma^2_t|s (Salimans & Ho 2022)
@@ -19,6 +20,7 @@ Guidance (class-conditional models; labels balanced over the classes, stored in 
                                      DDIM (needs --classifier-dir; the classifier pass is counted)
   gpd-w<W>-s<N>                      a guided-distillation student with its own N-step DDIM at w = W
   gstoch-w<W>-s<N>                   the guided students' N-step stochastic sampler (Meng et al.)
+Each form is an entry of ``sampling/registry.py`` (its parse/id pair, builder, NFE rule, label).
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 Image banks hold uint8 samples, quantised once here (no lossy files), as the metrics read them.
 
