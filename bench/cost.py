@@ -28,28 +28,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 
 from trilemma import config, dag
+from trilemma.sampling import registry
 
 RK45_NFE = 140   # DDGAN Table 1, "Probability Flow (VP)" on CIFAR-10
 
 
 def nfe(spec: str) -> int:
-    """Network evaluations of one sample of the bank ``spec`` (``stages/sample.py``'s spec forms)."""
-    if spec.startswith("pf_ode-rk") or spec.startswith("pf_ode-dop"):
-        return RK45_NFE
-    m = re.search(r"-s(\d+)$", spec)
-    steps = int(m[1]) if m else 1                      # gan / wgan_gp: one generator pass
-    if spec.startswith(("cfg-", "cg-")):    # CFG: conditional + unconditional; CG: denoiser + classifier
-        return 2 * steps
-    if spec.startswith("pf_ode-heun"):
-        return 2 * steps + 1
-    if spec.startswith("pf_ode-euler"):
-        return steps + 1
-    return steps
+    """Network evaluations of one sample of the bank ``spec``: the registry's NFE rule
+    (``sampling/registry.py``); RK45_NFE where an adaptive solver decides."""
+    n = registry.parse(spec).nfe
+    return RK45_NFE if n is None else n
 
 
 def model_preset(cfg: dict, model: str) -> str:
@@ -118,7 +110,7 @@ def project(cfg: dict, images: dict, methods: dict, sampling: dict) -> list[dict
         b["jobs"] += 1
         b["forwards"] += nfe(spec) * n
         b["seconds"] += nfe(spec) * n * sec
-        b["rk45"] |= spec.startswith("pf_ode-rk")
+        b["rk45"] |= registry.parse(spec).nfe is None
         b["batch"] = measured_batch
     for preset, b in sorted(banks.items()):
         note = f"; RK45 at NFE {RK45_NFE} (assumed)" if b["rk45"] else ""

@@ -36,7 +36,7 @@ def test_dvc_params_point_at_config_keys():
         for group in stage.get("params", []):
             for key in group["params.yaml"]:
                 config.section(cfg, key)  # raises KeyError if the key does not exist
-    assert stages["report"]["params"] == [{"params.yaml": ["report"]}]
+    assert stages["report"]["params"] == [{"params.yaml": list(dag.REPORT_PARAMS)}]   # tests/test_config_audit.py
     assert "sampling.ddim.eta" not in str(stages)  # the grid is in commands, not per-job params
 
 

@@ -329,7 +329,7 @@ def test_default_toy_is_in_units_one_and_scale_ref_is_a_declared_gan_param():
     assert data_units(cfg["ddgan"], meta) == 1.0
     readers = {j.name for j in dag.jobs(cfg) if "ddgan.model" in j.params}
     gan_trains = {j.name for j in dag.gan_train_jobs(cfg, "data")}
-    assert readers == gan_trains and len(readers) == 12
+    assert readers == gan_trains and len(readers) == 4 * 3 + 2 * 3   # T ablation x 3 seeds, 2 baselines x 3
 
 
 @pytest.mark.parametrize("units", [1.0, 0.5, 1.3])

@@ -149,7 +149,8 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
         monkeypatch.setattr(importlib.import_module(f"trilemma.stages.{module}"), "launch", launch)
     cfg = load(profile, root=REPO)
     jobs = [j for j in dag.jobs(cfg) if j.stage in RULES
-            and not (dag.is_2d(cfg) and paths.parse_gan_model(Path(j.outs[0]).parent.name))]
+            and not (dag.is_2d(cfg) and paths.parse_gan_model(Path(j.outs[0]).parent.name))
+            and j.argv[1] != "oracle"]   # the toy's exact denoiser (issue 24) is written, not trained
     assert {j.stage for j in jobs} == set(RULES) and len(jobs) >= 6
     verbs = set()
     for job in jobs:

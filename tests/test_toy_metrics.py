@@ -120,19 +120,21 @@ def test_coverage_jsd_closed_form():
     assert coverage_jsd(torch.zeros(25, dtype=torch.long)) == 1.0
 
 
-def test_panel_intervals_cover_the_spread_of_independent_banks():
-    """The bootstrap half-width is a 95% interval: over independent fresh banks the headline FD
-    scatters by about the same amount (within a factor 2 of the mean half-width)."""
-    ev = dict(CFG["evaluation"], max_prc_samples=500)
+def test_panel_intervals_match_the_spread_of_independent_banks():
+    """The bootstrap half-widths are 95% intervals: over 16 independent fresh banks, 1.96 × the observed
+    standard deviation of FD, HQ and NLL is on average within [0.5, 1.3] of the mean half-width
+    (measured: 0.63 / 0.66 / 0.97 at 2000 points, 0.89 / 0.85 / 1.15 at 10000; intervals of 1 sd
+    instead of 1.96 would give about 1.5)."""
+    ev = dict(CFG["evaluation"], max_prc_samples=300)
     data, meta = toy2d.generate(CFG["data"], 0)
     rows = []
-    for seed in range(6):
+    for seed in range(16):
         x, y = toy2d.draw("gauss25", GRID, N, torch.Generator().manual_seed(100 + seed))
         rows.append(point_panel(x, data["eval"], features=features(), means=data["mode_means"],
                                 mode_labels=data["mode_labels"], std=meta["std"], ev=ev, seed=0, requested=y))
-    fd = np.array([r["fd"] for r in rows])
-    half = np.mean([r["fd_ci"] for r in rows])
-    assert 0.5 < (1.96 * fd.std(ddof=1)) / half < 2.0
+    ratios = [1.96 * np.std([r[k] for r in rows], ddof=1) / np.mean([r[f"{k}_ci"] for r in rows])
+              for k in ("fd", "hq", "nll")]
+    assert 0.5 < np.mean(ratios) < 1.3, ratios
     r = rows[0]
     assert r["modes"] == 25 and r["class_consistency"] == r["hq"] and r["hq"] > 0.98
     assert {"fd_xy", "nll", "coverage_jsd", "precision_ci", "recall_ci", "nll_ci"} <= set(r)

@@ -36,7 +36,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
 
 
 def schema() -> dict:
-    return json.loads(resources.files("trilemma").joinpath("schema/config.schema.json").read_text())
+    """``schema/config.schema.json`` with each sampler's piece (``sampling.<section>``) from its registry
+    entry (``sampling/registry.py``)."""
+    from trilemma.sampling.registry import merge_schema
+    return merge_schema(json.loads(resources.files("trilemma").joinpath("schema/config.schema.json").read_text()))
 
 
 def _read_yaml(path: Path) -> dict:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from trilemma import paths
+from trilemma.sampling import registry
 
 PKG = "src/trilemma/"
 
@@ -27,19 +28,14 @@ CODE = {
     "train": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
     "sample": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py"],
-    "sampler:ddpm": [PKG + "sampling/ddpm.py", PKG + "diffusion/timesteps.py"],
-    "sampler:ddim": [PKG + "sampling/ddim.py", PKG + "diffusion/timesteps.py"],
-    "sampler:pf_ode": [PKG + "sampling/pf_ode.py"],
+        PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py",
+        PKG + "sampling/registry.py", PKG + "sampling/builders.py"],
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
                               PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py", PKG + "stages/evaluate.py"],
     "train_gan": _DIFFUSION + _ARTIFACTS + [
         PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
         PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
     "train_gan:ddgan": [PKG + "sampling/ddgan.py", PKG + "sampling/common.py"],  # pairs and posterior
-    "sampler:ddgan": [PKG + "sampling/ddgan.py", PKG + "models/gan.py"],
-    "sampler:gan": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
-    "sampler:wgan_gp": [PKG + "sampling/gan.py", PKG + "models/gan.py"],
     "collect": [PKG + "stages/collect.py"],
     "floor": [PKG + "data/toy2d.py", PKG + "stages/floor.py"] + _ARTIFACTS,
     "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
@@ -49,19 +45,15 @@ CODE = {
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
         PKG + "training/tasks/distill.py", PKG + "training/tasks/guided.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
         PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
-    "sampler:pd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
-    "sampler:stoch": [PKG + "sampling/ddpm.py", PKG + "diffusion/continuous.py"],
     # guidance (methods.md §6-7): the CFG teacher is the PD teacher's task with labels
     "train_classifier": [PKG + "training/tasks/guided.py"],
     "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py"],
-    "sampler:cfg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
-    "sampler:cg": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py", PKG + "sampling/guidance.py"],
-    "sampler:gpd": [PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "model:oracle": [PKG + "diffusion/oracle.py"],   # the exact denoiser (issue 24; dag_oracle.py)
-    "sampler:gstoch": [PKG + "sampling/guided_stochastic.py", PKG + "sampling/ddim.py", PKG + "diffusion/continuous.py"],
     "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py",
                PKG + "reporting/error_split.py", PKG + "dag_deck.py"],   # dag_deck: the issue-19 section
+    # every sampler family's modules (``sampler:<family>``): the registry's entries
+    **{f"sampler:{family}": list(e.code) for family, e in registry.ENTRIES.items()},
 }
 # Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
 _IMAGES = [PKG + "data/images.py"]
@@ -122,19 +114,14 @@ class Job:
 
 
 # ----------------------------------------------------------------------------- sample bank ids
-def fmt_num(x: float) -> str:
-    return f"{x:g}"
+fmt_num = registry.fmt_num
+spec_id = registry.spec_id
 
 
 def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
-    """Every sampler spec of the profile's grid, as the id used in file names and wildcards."""
-    s = cfg["sampling"]
-    specs = [f"ddpm-{v}-s{n}" for v in s["ddpm"]["variance"] for n in s["ddpm"]["steps"]]
-    etas = [f"eta{fmt_num(e)}" for e in s["ddim"]["eta"]] + (["sigmahat"] if s["ddim"]["sigma_hat"] else [])
-    specs += [f"ddim-{e}-{k}-s{n}" for k in s["ddim"]["skip"] for e in etas for n in s["ddim"]["steps"]]
-    specs += [f"pf_ode-{m}" for m in s["pf_ode"]["adaptive"]]
-    specs += [f"pf_ode-{m}-s{n}" for m, steps in s["pf_ode"]["fixed"].items() for n in steps]
-    return specs
+    """Every sampler spec of the DDPM teacher's grid (the registry's ``sampling.<section>`` entries),
+    as the id used in file names and wildcards."""
+    return registry.teacher_specs(cfg["sampling"])
 
 
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
@@ -218,10 +205,10 @@ def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     for N <= ``distill.eval.baseline_max_steps``."""
     d = cfg["distill"]
     steps = student_steps(cfg)
-    ids = [f"{student(n)}/pd-s{n}" for n in steps if n <= d["eval"].get("student_max_steps", n)]
+    ids = [f"{student(n)}/{spec_id('pd', steps=n)}" for n in steps if n <= d["eval"].get("student_max_steps", n)]
     base = [n for n in [d["start_steps"], *steps] if n <= d["eval"]["baseline_max_steps"]]
-    ids += [f"{PD_TEACHER}/ddim-eta0-uniform-s{n}" for n in base]
-    ids += [f"{PD_TEACHER}/stoch-v{fmt_num(v)}-s{n}" for v in d["eval"]["stochastic_v"] for n in base]
+    ids += [f"{PD_TEACHER}/{spec_id('ddim', eta=0, skip='uniform', steps=n)}" for n in base]
+    ids += [f"{PD_TEACHER}/{spec_id('stoch', v=v, steps=n)}" for v in d["eval"]["stochastic_v"] for n in base]
     return ids
 
 
@@ -229,19 +216,10 @@ def is_distill_bank(bank: str) -> bool:
     return bank.split("/")[0] == PD_TEACHER or bank.startswith("pd_s")
 
 
-def sampler_family(spec: str) -> str:
-    return spec.split("-", 1)[0]
+sampler_family = registry.family_of
 
-
-SAMPLER_PARAMS = {
-    "ddpm": ["sampling.ddpm.clip_x0"],
-    "ddim": [],
-    "pf_ode": ["sampling.pf_ode.rtol", "sampling.pf_ode.atol"],
-    "pd": [],
-    "stoch": [],
-    "ddgan": [], "gan": [], "wgan_gp": [],
-    "cfg": [], "cg": [], "gpd": [], "gstoch": [],
-}
+# the config keys each sampler family's sample jobs read, besides the bank's own (the registry's entries)
+SAMPLER_PARAMS = {family: list(e.params) for family, e in registry.ENTRIES.items()}
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -324,9 +302,15 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "report", "report",
         ("trilemma", "report", "--profile", p, "--out", paths.fmt(paths.REPORT, profile=p)),
-        (csv, data, *panel_banks, *[o for j in table_jobs for o in j.committed], *code(cfg, "report")), (), ("report",),
-        committed=tuple(report_outputs(cfg))))
+        (csv, data, *panel_banks, *[o for j in table_jobs for o in j.committed], *code(cfg, "report")), (),
+        REPORT_PARAMS, committed=tuple(report_outputs(cfg))))
     return out
+
+
+# What stages/report.py reads besides ``report`` (the tables' headline settings, the setup it describes),
+# as recorded by tests/test_config_audit.py on the ci profile: a change to any of them rewrites the report.
+REPORT_PARAMS = ("report", "data", "teacher.model", "teacher.schedule", "timing", "evaluation",
+                 "distill.headline_steps", "ddgan.coverage_steps", "guidance.eval.headline_w")
 
 
 def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data: str,
@@ -477,7 +461,7 @@ def gan_models(cfg: Mapping[str, Any]) -> list[tuple[str, str, int, int]]:
 
 
 def gan_spec(method: str, steps: int) -> str:
-    return f"ddgan-s{steps}" if method == "ddgan" else method
+    return spec_id(method, steps=steps)
 
 
 def gan_bank_ids(cfg: Mapping[str, Any]) -> list[str]:

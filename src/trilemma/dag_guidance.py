@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from trilemma import dag, paths
 
-GUIDED_FAMILIES = ("cfg", "cg", "gpd", "gstoch")
+GUIDED_FAMILIES = dag.registry.GUIDED_FAMILIES
 
 
 def guidance_on(cfg: Mapping[str, Any]) -> bool:
@@ -68,19 +68,20 @@ def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
         return []
     g = cfg["guidance"]
     e, head = g["eval"], g["headline_steps"]
-    ids = [f"{dag.CFG_TEACHER}/cfg-w{dag.fmt_num(w)}-s{e['reference_steps']}" for w in e["w"]]
-    ids += [f"{dag.student(head, 'guidance')}/gpd-w{dag.fmt_num(w)}-s{head}" for w in e["w"]]
+    spec = dag.spec_id
+    ids = [f"{dag.CFG_TEACHER}/{spec('cfg', w=w, steps=e['reference_steps'])}" for w in e["w"]]
+    ids += [f"{dag.student(head, 'guidance')}/{spec('gpd', w=w, steps=head)}" for w in e["w"]]
     for w in e["grid_w"]:
-        ids += [f"{dag.CFG_TEACHER}/cfg-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
-        ids += [f"{dag.student(n, 'guidance')}/gpd-w{dag.fmt_num(w)}-s{n}" for n in e["grid_steps"]]
-        ids += [f"{dag.student(n // 2, 'guidance')}/gstoch-w{dag.fmt_num(w)}-s{n}" for n in e["stochastic_steps"]]
+        ids += [f"{dag.CFG_TEACHER}/{spec('cfg', w=w, steps=n)}" for n in e["grid_steps"]]
+        ids += [f"{dag.student(n, 'guidance')}/{spec('gpd', w=w, steps=n)}" for n in e["grid_steps"]]
+        ids += [f"{dag.student(n // 2, 'guidance')}/{spec('gstoch', w=w, steps=n)}" for n in e["stochastic_steps"]]
     if classifier_guidance_on(cfg):
-        ids += [f"{e['classifier_guides']}/cg-w{dag.fmt_num(s)}-s{e['classifier_steps']}" for s in e["classifier_scales"]]
+        ids += [f"{e['classifier_guides']}/{spec('cg', w=s, steps=e['classifier_steps'])}" for s in e["classifier_scales"]]
     return list(dict.fromkeys(ids))
 
 
 def spec_w(spec: str) -> float:
-    return float(spec.split("-")[1][1:])
+    return dag.registry.parse(spec).w
 
 
 def guided_extras(cfg: Mapping[str, Any], spec: str):
@@ -92,7 +93,7 @@ def guided_extras(cfg: Mapping[str, Any], spec: str):
         sample_argv = ("--classifier-dir", dag.model_dir(cfg, dag.CLASSIFIER))
         sample_deps = dag.model_files(cfg, dag.CLASSIFIER)[:2]
     w = spec_w(spec)
-    ref_spec = f"cfg-w{dag.fmt_num(w)}-s{e['reference_steps']}"
+    ref_spec = dag.spec_id("cfg", w=w, steps=e["reference_steps"])
     if w not in e["w"] or spec == ref_spec or not dag.is_2d(cfg):   # images: no fd_to_teacher
         return sample_argv, sample_deps, (), ()
     ref = paths.fmt(paths.BANK, profile=p, model=dag.CFG_TEACHER, spec=ref_spec)

@@ -21,29 +21,14 @@ def _theme():
     sns.set_theme(style="whitegrid", context="paper")
 
 
-def curve_label(row) -> str:
-    """The line a metrics row belongs to in fid_vs_time: one per method (and its main setting)."""
-    if row["method"] == "ddpm":
-        return "DDPM (σ²=β)" if row["variance"] == "beta" else "DDPM (σ²=β̃)"
-    if row["method"] == "ddim":
-        if row.get("model") == "teacher_pd":
-            return None  # DDIM on the distillation teacher: in fid_vs_steps
-        if str(row["sigma_hat"]).lower() == "true":
-            return None
-        return f"DDIM (η={float(row['eta']):g})" if float(row["eta"]) in (0.0, 1.0) else None
-    if row["method"] == "pf_ode":
-        return "PF-ODE"
-    if row["method"] == "pd":
-        return "PD student (DDIM)"
-    if row["method"] == "stochastic":
+def curve_label(row) -> str | None:
+    """The line a metrics row belongs to in fid_vs_time (None: not on it): its sampler's ``curve`` in
+    the registry (``sampling/registry.py``); the floor is a line of its own."""
+    from trilemma.sampling.registry import by_method
+    if row["method"] == "data":
         return None
-    if row["method"] == "guided_pd":  # the caller keeps one w (guidance.eval.headline_w)
-        return None if str(row["stochastic"]).lower() == "true" else f"guided PD student (DDIM, w={float(row['w']):g})"
-    if row["method"] in ("cfg", "classifier_guidance", "data"):
-        return None  # in guidance_tradeoff; the floor is a line
-    if row["method"] in GAN_LABELS:
-        return GAN_LABELS[row["method"]]
-    return str(row["method"])
+    entry = by_method(row["method"])
+    return entry.curve(row) if entry else str(row["method"])
 
 
 def error_bars(ax, data: pd.DataFrame, x: str, y: str = "fd") -> None:

@@ -57,11 +57,14 @@ def ddim_step(denoiser, x, t, s, *, eta: float = 0.0, sigma_hat: bool = False, c
 
 @torch.no_grad()
 def sample_ddim(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, eta: float = 0.0,
-                sigma_hat: bool = False, cond=None, generator: torch.Generator | None = None):
-    """Walk the descending grid ``ts`` (ending at -1, abar = 1) from ``x_T``."""
+                sigma_hat: bool = False, cond=None, generator: torch.Generator | None = None, callback=None):
+    """Walk the descending grid ``ts`` (ending at -1, abar = 1) from ``x_T``; ``callback({i, t, x,
+    denoised})`` after each step (k-diffusion's convention)."""
     steps = [(ts[i], ts[i + 1]) for i in range(len(ts) - 1)]
     coeffs = [ddim_coefficients(denoiser.schedule, t, s, eta=eta, sigma_hat=sigma_hat) for t, s in steps]
     x, x0 = x_T, x_T
-    for (t, s), c in zip(steps, coeffs):
+    for i, ((t, s), c) in enumerate(zip(steps, coeffs)):
         x, x0 = ddim_step(denoiser, x, t, s, cond=cond, generator=generator, coefficients=c)
+        if callback is not None:
+            callback({"i": i, "t": float(t), "x": x, "denoised": x0})
     return x0 if steps else x

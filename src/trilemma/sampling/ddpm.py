@@ -21,8 +21,9 @@ VARIANCES = ("beta", "beta_tilde")
 @torch.no_grad()
 def sample_ddpm(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, variance: str = "beta",
                 clip_x0: tuple[float, float] | None = None, cond=None,
-                generator: torch.Generator | None = None, v: float | None = None) -> torch.Tensor:
-    """Walk the descending grid ``ts`` (ending at -1) from ``x_T``."""
+                generator: torch.Generator | None = None, v: float | None = None, callback=None) -> torch.Tensor:
+    """Walk the descending grid ``ts`` (ending at -1) from ``x_T``; ``callback({i, t, x, denoised})``
+    after each step."""
     if variance not in VARIANCES:
         raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
     x = x_T
@@ -38,4 +39,6 @@ def sample_ddpm(denoiser, x_T: torch.Tensor, ts: torch.Tensor, *, variance: str 
             if v is not None:
                 var = beta_tilde ** (1 - v) * beta ** v
             x = x + var ** 0.5 * randn_like(x, generator)
+        if callback is not None:
+            callback({"i": i, "t": float(ts[i]), "x": x, "denoised": x0})
     return x

@@ -6,6 +6,7 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
   ddim-eta<E>-<uniform|quadratic>-s<N>, ddim-sigmahat-<skip>-s<N>
   pf_ode-<rk45|rk23|dop853>          adaptive probability-flow ODE (scipy solve_ivp)
   pf_ode-<euler|heun>-s<N>           fixed-step probability-flow ODE
+  dpmpp2m-s<N>                       DPM-Solver++(2M) (Lu et al. 2022), N NFE on diffusers' linspace grid
   pd-s<N>                            a progressive-distillation student with its own N-step DDIM
   stoch-v<V>-s<N>                    the PD paper's stochastic sampler: posterior mean, log-variance
                                      (1-V) log sigma~^2_s|t + V log sigma^2_t|s (Salimans & Ho 2022)
@@ -19,6 +20,7 @@ Guidance (class-conditional models; labels balanced over the classes, stored in 
                                      DDIM (needs --classifier-dir; the classifier pass is counted)
   gpd-w<W>-s<N>                      a guided-distillation student with its own N-step DDIM at w = W
   gstoch-w<W>-s<N>                   the guided students' N-step stochastic sampler (Meng et al.)
+Each form is an entry of ``sampling/registry.py`` (its parse/id pair, builder, NFE rule, label).
 Batch b of the bank starts from x_T drawn with seed (config seed, b): every sampler sees the same noise.
 Image banks hold uint8 samples, quantised once here (no lossy files), as the metrics read them.
 
@@ -30,160 +32,34 @@ runs in batch order and alone writes.  The clock runs on rank 0 after the other 
 """
 from __future__ import annotations
 
-import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 from tqdm import tqdm
 
 from trilemma import config, dag
 from trilemma.artifacts import load_json, load_model, save_tensors
-from trilemma.diffusion.timesteps import SKIPS, respaced, sampling_grid
 from trilemma.evaluation.timing import time_per_batch
+from trilemma.sampling import registry
 from trilemma.sampling.common import CountNFE
+from trilemma.sampling.registry import SamplerSpec  # noqa: F401  (the spec type, re-exported)
 from trilemma.training.distributed import context, launch, shutdown
 
 
-@dataclass(frozen=True)
-class SamplerSpec:
-    spec: str
-    method: str                 # ddpm | ddim | pf_ode
-    steps: int | None = None
-    variance: str | None = None
-    eta: float | None = None
-    sigma_hat: bool = False
-    skip: str | None = None
-    solver: str | None = None
-    v: float | None = None
-    w: float | None = None      # guidance strength (classifier scale for classifier guidance)
-    stochastic: bool = False
-
-    @property
-    def label(self) -> str:
-        if self.method == "ddpm":
-            return f"DDPM (σ²={'β' if self.variance == 'beta' else 'β̃'})"
-        if self.method == "ddim":
-            return f"DDIM ({'σ̂' if self.sigma_hat else f'η={self.eta:g}'}, {self.skip})"
-        if self.method == "pd":
-            return "PD student (DDIM)"
-        if self.method == "stochastic":
-            return f"PD stochastic (v={self.v:g})"
-        if self.method == "pf_ode":
-            return f"PF-ODE ({self.solver})"
-        if self.method == "guided_pd":
-            return f"Guided PD student ({'stochastic' if self.stochastic else 'DDIM'})"
-        if self.method in ("cfg", "classifier_guidance"):
-            return "CFG teacher (DDIM)" if self.method == "cfg" else "Classifier guidance (DDIM)"
-        return {"ddgan": f"DDGAN (T={self.steps})", "gan": "GAN", "wgan_gp": "WGAN-GP"}[self.method]
-
-
-_PATTERNS = [
-    (re.compile(r"^ddpm-(beta|beta_tilde)-s(\d+)$"), lambda m: dict(method="ddpm", variance=m[1], steps=int(m[2]))),
-    (re.compile(r"^ddim-eta([0-9.]+)-(uniform|quadratic)-s(\d+)$"),
-     lambda m: dict(method="ddim", eta=float(m[1]), skip=m[2], steps=int(m[3]))),
-    (re.compile(r"^ddim-sigmahat-(uniform|quadratic)-s(\d+)$"),
-     lambda m: dict(method="ddim", eta=1.0, sigma_hat=True, skip=m[1], steps=int(m[2]))),
-    (re.compile(r"^pf_ode-(rk45|rk23|dop853)$"), lambda m: dict(method="pf_ode", solver=m[1])),
-    (re.compile(r"^pf_ode-(euler|heun)-s(\d+)$"), lambda m: dict(method="pf_ode", solver=m[1], steps=int(m[2]))),
-    (re.compile(r"^pd-s(\d+)$"), lambda m: dict(method="pd", eta=0.0, skip="uniform", steps=int(m[1]))),
-    (re.compile(r"^stoch-v([0-9.]+)-s(\d+)$"), lambda m: dict(method="stochastic", v=float(m[1]), steps=int(m[2]))),
-    (re.compile(r"^ddgan-s(\d+)$"), lambda m: dict(method="ddgan", steps=int(m[1]))),
-    (re.compile(r"^(gan|wgan_gp)$"), lambda m: dict(method=m[1], steps=1)),
-    (re.compile(r"^(cfg|cg|gpd|gstoch)-w([0-9.]+)-s(\d+)$"),
-     lambda m: dict(method=GUIDED_METHODS[m[1]], w=float(m[2]), steps=int(m[3]), stochastic=m[1] == "gstoch",
-                    eta=None if m[1] == "gstoch" else 0.0, skip="uniform")),
-]
-GUIDED_METHODS = {"cfg": "cfg", "cg": "classifier_guidance", "gpd": "guided_pd", "gstoch": "guided_pd"}
-
-
 def parse_spec(spec: str) -> SamplerSpec:
-    for pattern, build in _PATTERNS:
-        m = pattern.match(spec)
-        if m:
-            return SamplerSpec(spec=spec, **build(m))
-    raise config.ConfigError(f"unknown sampler spec {spec!r}; see `trilemma sample --help` for the forms")
+    """The registry's parse (``sampling/registry.py``), as a configuration error."""
+    try:
+        return registry.parse(spec)
+    except registry.UnknownSpec as exc:
+        raise config.ConfigError(f"{exc}; see `trilemma sample --help` for the forms") from None
 
 
 def make_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None = None, classifier=None):
     """A function ``run(x_T, generator, cond) -> x_0`` for this spec (``info``: the model's
-    model.json; ``cond``: ``{y, w}`` of a guidance bank, else None)."""
-    if spec.w is not None:
-        return _guided_sampler(spec, denoiser, info, classifier)
-    run = _plain_sampler(spec, denoiser, cfg, info)
-    return lambda x, g, cond=None: run(x, g)
-
-
-def _guided_sampler(spec: SamplerSpec, denoiser, info: dict, classifier):
-    """Guidance is a wrapper around the (NFE-counted) denoiser, never a sampler flag."""
-    from trilemma.diffusion.continuous import uniform_grid
-    from trilemma.sampling.ddim import sample_ddim
-    from trilemma.sampling.guidance import CFGDenoiser, ClassifierGuidedDenoiser
-    wanted = {"cfg": ("cfg_teacher",), "classifier_guidance": ("cfg_teacher", "pd_teacher"),
-              "guided_pd": ("guided_pd", "guided_w")}[spec.method]   # guided_w: the stage-one student
-    if info["method"] not in wanted:
-        raise config.ConfigError(f"sampler spec {spec.spec!r} needs a {wanted} model, not {info['name']!r}")
-    null = info["model"].get("num_classes")   # None: an unconditional model (classifier guidance of teacher_pd)
-    if spec.method == "cfg":
-        denoiser = CFGDenoiser(denoiser, null)
-    elif spec.method == "classifier_guidance":
-        if classifier is None:
-            raise config.ConfigError(f"sampler spec {spec.spec!r} needs --classifier-dir")
-        denoiser = ClassifierGuidedDenoiser(denoiser, classifier, null)
-    if spec.stochastic:
-        from trilemma.sampling.guided_stochastic import sample_guided_stochastic
-        return lambda x, g, cond: sample_guided_stochastic(denoiser, x, spec.steps, cond=cond, generator=g)
-    ts = uniform_grid(spec.steps)
-    return lambda x, g, cond: sample_ddim(denoiser, x, ts, cond=cond, generator=g)
-
-
-def _plain_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None):
-    if spec.method in ("ddgan", "gan", "wgan_gp"):
-        return _gan_sampler(spec, denoiser, info)
-    if denoiser.schedule.continuous:
-        return _continuous_sampler(spec, denoiser)
-    T = denoiser.schedule.num_steps
-    if spec.method == "ddpm":
-        from trilemma.sampling.ddpm import sample_ddpm
-        ts = sampling_grid(respaced(T, spec.steps))
-        clip = cfg["sampling"]["ddpm"]["clip_x0"]
-        return lambda x, g: sample_ddpm(denoiser, x, ts, variance=spec.variance,
-                                        clip_x0=tuple(clip) if clip else None, generator=g)
-    if spec.method == "ddim":
-        from trilemma.sampling.ddim import sample_ddim
-        ts = sampling_grid(SKIPS[spec.skip](T, spec.steps))
-        return lambda x, g: sample_ddim(denoiser, x, ts, eta=spec.eta, sigma_hat=spec.sigma_hat, generator=g)
-    from trilemma.sampling.pf_ode import sample_pf_ode_adaptive, sample_pf_ode_fixed
-    if spec.steps is None:
-        ode = cfg["sampling"]["pf_ode"]
-        return lambda x, g: sample_pf_ode_adaptive(denoiser, x, method=spec.solver, rtol=ode["rtol"], atol=ode["atol"])
-    return lambda x, g: sample_pf_ode_fixed(denoiser, x, steps=spec.steps, solver=spec.solver)
-
-
-def _continuous_sampler(spec: SamplerSpec, denoiser):
-    """Samplers of a continuous-time model on the uniform grid t_i = i / N."""
-    from trilemma.diffusion.continuous import uniform_grid
-    ts = uniform_grid(spec.steps)
-    if spec.method in ("ddim", "pd"):
-        from trilemma.sampling.ddim import sample_ddim
-        return lambda x, g: sample_ddim(denoiser, x, ts, eta=spec.eta, sigma_hat=spec.sigma_hat, generator=g)
-    if spec.method == "stochastic":
-        from trilemma.sampling.ddpm import sample_ddpm
-        return lambda x, g: sample_ddpm(denoiser, x, ts, v=spec.v, generator=g)
-    raise config.ConfigError(f"sampler spec {spec.spec!r} is not defined for a continuous-time model")
-
-
-def _gan_sampler(spec: SamplerSpec, denoiser, info: dict):
-    T = info["schedule"]["num_steps"] if info["schedule"] else 1
-    if info["method"] != spec.method or T != spec.steps:
-        raise config.ConfigError(f"sampler spec {spec.spec!r} does not fit model {info['name']!r} "
-                                 f"(method {info['method']}, {T} steps)")
-    nz, units = info["model"]["nz"], info.get("data_units", 1.0)   # units: model.json of train_gan
-    if spec.method == "ddgan":
-        from trilemma.sampling.ddgan import sample_ddgan
-        return lambda x, g: sample_ddgan(denoiser, x, latent_dim=nz, generator=g, units=units)
-    from trilemma.sampling.gan import sample_gan
-    return lambda x, g: sample_gan(denoiser, x.shape[0], latent_dim=nz, generator=g, device=x.device, units=units)
+    model.json; ``cond``: ``{y, w}`` of a guidance bank, else None): the registry's builder."""
+    run = registry.build(spec, denoiser, cfg, info, classifier)
+    return lambda x, g, cond=None: run(x, cond=cond, generator=g)
 
 
 def add_arguments(p):
