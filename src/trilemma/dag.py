@@ -31,7 +31,8 @@ CODE = {
         PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py",
         PKG + "sampling/registry.py", PKG + "sampling/builders.py"],
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
-                              PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py", PKG + "stages/evaluate.py"],
+                              PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py",
+                              PKG + "evaluation/guided_target.py", PKG + "stages/evaluate.py"],
     "train_gan": _DIFFUSION + _ARTIFACTS + [
         PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
         PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],

@@ -12,7 +12,7 @@ COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd",
            "precision_ci", "recall", "recall_ci", "modes", "modes_ci", "hq", "hq_ci", "nll", "nll_ci",
            "coverage_jsd", "coverage_jsd_ci", "fd_xy", "fd_xy_ci", "eta", "variance", "skip", "sigma_hat", "solver", "num_modes", "num_samples",
            "spec", "dataset", "feature_space", "device", "round", "w", "class_consistency", "class_consistency_ci",
-           "fd_to_teacher", "stochastic"]
+           "fd_to_teacher", "fd_to_target", "stochastic"]
 
 
 def add_arguments(p):

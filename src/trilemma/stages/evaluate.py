@@ -2,7 +2,8 @@
 ``trilemma.evaluation.panel`` (headline Fréchet distance in random Fourier features at the data's
 scale, the raw-coordinate ``fd_xy``, mixture NLL, coverage JSD, modes, HQ share, precision/recall),
 each with a bootstrap 95% half-width ``<col>_ci``.  Guidance banks (with requested labels) add
-``class_consistency`` and, given ``--reference-bank`` (the CFG teacher's reference sampler at the same
+``class_consistency``, ``fd_to_target`` (the distance to a draw of the exact tilted target
+p(x | y)^a p(x)^(1-a) that the guidance aims at, on mixtures) and, given ``--reference-bank`` (the CFG teacher's reference sampler at the same
 w), ``fd_to_teacher``: the Fréchet distance between the two sample sets in the same features (0 for
 the reference bank itself, empty where there is no reference).
 Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
@@ -53,9 +54,24 @@ def run(args):
     row.update({"feature_space": features.name, "dataset": dmeta["dataset"]})
     if requested is not None:
         row["fd_to_teacher"] = fd_to_teacher(cfg, x, features, args.reference_bank, bmeta)
+        row["fd_to_target"] = fd_to_target(cfg, x, requested, features, data, dmeta, bmeta)
     save_json(args.out, row)
     print(f"wrote {args.out}: FD {row['fd']:.4g} ± {row['fd_ci']:.2g} [{features.name}], FD(xy) {row['fd_xy']:.4g}, "
           f"P {row['precision']:.3f}, R {row['recall']:.3f}, modes {row['modes']}, hq {row['hq']:.3f}")
+
+
+def fd_to_target(cfg, x, requested, features, data, dmeta, bmeta) -> float | None:
+    """Guided banks on a mixture: the Fréchet distance (same features) to a draw of the exact tilted
+    target p(x | y)^a p(x)^(1-a) that the guidance formula aims at (``evaluation/guided_target.py``)."""
+    if bmeta.get("w") is None or not dmeta.get("std") or data["mode_means"].shape[0] == 0:
+        return None
+    import torch
+
+    from trilemma.evaluation.guided_target import guidance_exponent, guided_target_draw
+    a = guidance_exponent(bmeta["method"], bmeta["w"])
+    target = guided_target_draw(data["mode_means"], data["mode_labels"], dmeta["std"], requested, a,
+                                torch.Generator().manual_seed(cfg["seed"] * 1000 + 4))
+    return frechet_distance(features(x), features(target))
 
 
 def fd_to_teacher(cfg, x, features, reference_bank, bmeta) -> float | None:
