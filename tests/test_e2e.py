@@ -70,14 +70,14 @@ def test_report_setting_reruns_only_the_report(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["report"].update(dpi=61))
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["report"].update(dpi=60))
-    assert counts == {"report": 1, "all": 1}
+    assert counts == {"report": 1, "deck": 4, "all": 1}   # the deck studies draw their figures at report.dpi
 
 
 def test_sample_count_reruns_sampling_not_training(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=400))
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"].update(num_samples=500))
-    assert counts == {"sample": 9, "evaluate": 9, "collect": 1, "report": 1, "all": 1}  # 8 banks, 1 floor
+    assert counts == {"sample": 10, "evaluate": 10, "collect": 1, "report": 1, "all": 1}  # 8 banks, the oracle's, 1 floor
 
 
 def test_feature_bandwidth_reruns_only_evaluation_and_report(built):
@@ -85,14 +85,16 @@ def test_feature_bandwidth_reruns_only_evaluation_and_report(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c.setdefault("evaluation", {}).update(features={"bandwidth": 3.0}))
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["evaluation"].pop("features"))
-    assert counts == {"evaluate": 18, "collect": 1, "report": 1, "all": 1}
+    # every bank's evaluation (19), and the denoising study (its distance is the headline one)
+    assert counts == {"evaluate": 19, "deck": 1, "collect": 1, "report": 1, "all": 1}
 
 
 def test_gan_training_setting_retrains_only_the_gans(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["ddgan"]["train"].update(samples=5000))
     counts, jobs = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["ddgan"]["train"].update(samples=6000))
-    assert counts == {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}
+    # the DDGAN, the 2 baselines, their banks, and the denoising study (it reads the DDGAN generator)
+    assert counts == {"train": 3, "sample": 3, "evaluate": 3, "deck": 1, "collect": 1, "report": 1, "all": 1}
     assert not any("teacher_ddpm" in outs[0] for rule, outs, _ in jobs if rule != "all")
 
 
@@ -108,18 +110,18 @@ def test_new_ddim_step_runs_only_new_jobs(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["ddim"].update(steps=[10, 50]))
     counts, jobs = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["ddim"].update(steps=[10]))
-    assert counts == {"sample": 2, "evaluate": 2, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"sample": 3, "evaluate": 3, "collect": 1, "report": 1, "all": 1}   # 2 teacher banks, 1 oracle
     assert all("-s50" in outs[0] for rule, outs, _ in jobs if rule in ("sample", "evaluate"))
 
 
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddim.py", {"distill": 3, "sample": 9, "evaluate": 9, "collect": 1, "deck": 3, "report": 1,
+    ("src/trilemma/sampling/ddim.py", {"distill": 3, "sample": 10, "evaluate": 10, "collect": 1, "deck": 3, "report": 1,
                                       "all": 1}),
-    ("src/trilemma/models/mlp.py", {"train": 4, "distill": 3, "guided_stage1": 1, "sample": 16, "evaluate": 16,
+    ("src/trilemma/models/mlp.py", {"train": 4, "distill": 3, "guided_stage1": 1, "sample": 17, "evaluate": 17,
                                     "collect": 1, "deck": 4, "report": 1, "all": 1}),
     ("src/trilemma/training/tasks/distill.py", {"distill": 3, "sample": 4, "evaluate": 4, "collect": 1,
-                                                "report": 1, "all": 1}),
+                                                "deck": 1, "report": 1, "all": 1}),
     ("src/trilemma/sampling/ddgan.py", {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "deck": 1, "report": 1,
                                        "all": 1}),
     ("src/trilemma/models/gan.py", {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "deck": 1, "report": 1, "all": 1}),
@@ -197,7 +199,8 @@ def test_last_round_updates_rerun_only_that_round(built):
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=31))
     counts, jobs = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["distill"]["rounds"]["updates"].update(s4=30))
-    assert counts == {"distill": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
+    # the round, its student's bank, and the inversion study (it inverts the students)
+    assert counts == {"distill": 1, "sample": 1, "evaluate": 1, "deck": 1, "collect": 1, "report": 1, "all": 1}
     assert [outs[0] for rule, outs, _ in jobs if rule == "distill"] == ["results/ci/models/pd_s4/model.safetensors"]
 
 

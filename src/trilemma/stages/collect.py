@@ -8,8 +8,9 @@ from trilemma.artifacts import load_json
 
 # fd: the headline Fréchet distance in the profile's feature space (feature_space); <metric>_ci: the
 # half-width of its 95% interval (2-D profiles: trilemma.evaluation.panel).
-COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd", "fd_ci", "precision",
-           "precision_ci", "recall", "recall_ci", "modes", "modes_ci", "hq", "hq_ci", "nll", "nll_ci",
+# The first eleven columns keep the order of the first wave's metrics.csv.
+COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd", "precision", "recall",
+           "modes", "hq", "fd_ci", "precision_ci", "recall_ci", "modes_ci", "hq_ci", "nll", "nll_ci",
            "coverage_jsd", "coverage_jsd_ci", "fd_xy", "fd_xy_ci", "eta", "variance", "skip", "sigma_hat", "solver", "num_modes", "num_samples",
            "spec", "dataset", "feature_space", "device", "round", "w", "class_consistency", "class_consistency_ci",
            "fd_to_teacher", "fd_to_target", "stochastic"]
