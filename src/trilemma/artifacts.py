@@ -17,9 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-
-class ArtifactError(RuntimeError):
-    """A missing, truncated or foreign artifact file."""
+from trilemma.errors import ArtifactError  # defined torch-free, for cli.main
 
 
 def _atomic(path: Path, write) -> None:

@@ -72,8 +72,8 @@ def keep_freed_memory() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trilemma.artifacts import ArtifactError
     from trilemma.config import ConfigError
+    from trilemma.errors import ArtifactError   # not trilemma.artifacts: that imports torch
 
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)

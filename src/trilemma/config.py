@@ -16,6 +16,11 @@ from typing import Any, Mapping
 import yaml
 from jsonschema import Draft202012Validator
 
+from trilemma import dag  # the grid of sample banks and distillation students the cross-key rules check
+from trilemma.data.catalog import is_image_profile
+from trilemma.keys import section  # also config.section, the name stages and tests use
+from trilemma.sampling import registry
+
 BASE_FILE = "params.yaml"
 PROFILE_DIR = Path("config") / "profiles"
 
@@ -38,8 +43,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
 def schema() -> dict:
     """``schema/config.schema.json`` with each sampler's piece (``sampling.<section>``) from its registry
     entry (``sampling/registry.py``)."""
-    from trilemma.sampling.registry import merge_schema
-    return merge_schema(json.loads(resources.files("trilemma").joinpath("schema/config.schema.json").read_text()))
+    return registry.merge_schema(json.loads(resources.files("trilemma").joinpath("schema/config.schema.json").read_text()))
 
 
 def _read_yaml(path: Path) -> dict:
@@ -96,8 +100,6 @@ def validate(cfg: Mapping[str, Any], source: str = BASE_FILE) -> None:
 
 
 def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
-    from trilemma import dag  # the grid of sample banks lives there
-
     problems = []
     T = cfg["teacher"]["schedule"]["num_steps"]
     for family in ("ddpm", "ddim"):
@@ -122,8 +124,6 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
 
 def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
     """Image profiles: the image-only sections they need, and a U-Net for images (an MLP for points)."""
-    from trilemma.data.images import is_image_profile
-
     image, name = is_image_profile(cfg), cfg["data"]["name"]
     kind = cfg["teacher"]["model"]["kind"]
     if image != (kind == "unet"):
@@ -163,8 +163,6 @@ def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
 
 def _distill_problems(cfg: Mapping[str, Any], chain: str) -> list[str]:
     """A distillation chain (``distill`` or ``guidance``, stage two): powers of two, halving."""
-    from trilemma import dag
-
     d, problems = cfg[chain], []
     for key in ("start_steps", "final_steps"):
         if d[key] & (d[key] - 1):
@@ -179,8 +177,6 @@ def _distill_problems(cfg: Mapping[str, Any], chain: str) -> list[str]:
 
 def _guidance_problems(cfg: Mapping[str, Any]) -> list[str]:
     """The guidance grid: students that exist, w inside the range the student was trained on."""
-    from trilemma import dag
-
     g, problems = cfg["guidance"], []
     students = dag.student_steps(cfg, "guidance")
     for n in g["eval"]["grid_steps"]:
@@ -215,11 +211,3 @@ def load(profile: str | None = None, root: Path | str = ".") -> dict:
         cfg["profile"] = profile
     validate(cfg, source=" + ".join(str(f) for f in files))
     return cfg
-
-
-def section(cfg: Mapping[str, Any], dotted: str) -> Any:
-    """``section(cfg, "teacher.train")`` -> the value at that dotted key."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        node = node[part]
-    return node

@@ -5,126 +5,29 @@ are two front-ends over this table, so both tools run the same ``trilemma <verb>
 same arguments on the same paths.  Code is a declared input at the grain of the module that computes
 an artifact: editing a sampler re-runs the banks that use it, editing the model re-trains it,
 editing the plotting code re-runs only the report.  The guidance branch lives in
-:mod:`trilemma.dag_guidance` (``dag.guidance``), part of the same table.
+:mod:`trilemma.dag_guidance` (``dag.guidance``), part of the same table, as do the oracle's
+(:mod:`trilemma.dag_oracle`) and the deck studies' (:mod:`trilemma.dag_deck`); what they share with
+this module (the :class:`Job` record, ``CODE``, the model names, the chains' rounds) is in
+:mod:`trilemma.dag_base`, re-exported here.  Torch-free: ``snakemake -n`` and config validation
+never import torch.
 """
 from __future__ import annotations
 
-import shlex
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
+from trilemma import dag_deck as deck
+from trilemma import dag_guidance as guidance
+from trilemma import dag_oracle as oracle
 from trilemma import paths
+from trilemma.data.catalog import is_image_profile
+from trilemma.dag_base import (  # noqa: F401  (re-exported: dag.Job, dag.CODE, dag.round_jobs, ...)
+    _ARTIFACTS, _DIFFUSION, _MODELS, CFG_TEACHER, CHAIN_PREFIX, CLASSIFIER, CODE, CODE_IMAGES, GUIDED_ROUND_PARAMS,
+    GUIDED_STUDENT, IMAGE_VERBS, PD_TEACHER, PKG, TEACHER, Job, code, fmt_num, is_2d, model_dir, model_files,
+    round_jobs, round_key, round_updates_key, sample_specs, sampler_family, spec_id, student, student_steps, verb)
 from trilemma.sampling import registry
-
-PKG = "src/trilemma/"
-
-# Code each stage depends on (paths relative to the repository root).
-_DIFFUSION = [PKG + "diffusion/schedules.py", PKG + "diffusion/denoiser.py"]
-_MODELS = [PKG + "models/mlp.py", PKG + "models/embedding.py", PKG + "models/registry.py"]
-_ARTIFACTS = [PKG + "artifacts.py"]
-CODE = {
-    "fetch_data": [PKG + "data/toy2d.py", PKG + "stages/fetch_data.py"] + _ARTIFACTS,
-    "train": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
-    "sample": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py",
-        PKG + "sampling/registry.py", PKG + "sampling/builders.py"],
-    "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
-                              PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py",
-                              PKG + "evaluation/guided_target.py", PKG + "stages/evaluate.py"],
-    "train_gan": _DIFFUSION + _ARTIFACTS + [
-        PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
-        PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
-    "train_gan:ddgan": [PKG + "sampling/ddgan.py", PKG + "sampling/common.py"],  # pairs and posterior
-    "collect": [PKG + "stages/collect.py"],
-    "floor": [PKG + "data/toy2d.py", PKG + "stages/floor.py"] + _ARTIFACTS,
-    "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
-        PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
-    "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
-        PKG + "training/tasks/distill.py", PKG + "training/tasks/guided.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
-        PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
-    # guidance (methods.md §6-7): the CFG teacher is the PD teacher's task with labels
-    "train_classifier": [PKG + "training/tasks/guided.py"],
-    "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py"],
-    "model:oracle": [PKG + "diffusion/oracle.py"],   # the exact denoiser (issue 24; dag_oracle.py)
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
-               PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py",
-               PKG + "reporting/error_split.py", PKG + "dag_deck.py"],   # dag_deck: the issue-19 section
-    # every sampler family's modules (``sampler:<family>``): the registry's entries
-    **{f"sampler:{family}": list(e.code) for family, e in registry.ENTRIES.items()},
-}
-# Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
-_IMAGES = [PKG + "data/images.py"]
-_FEATURES = _IMAGES + _ARTIFACTS + [PKG + "evaluation/images.py", PKG + "models/classifier.py",
-                                    PKG + "stages/feature_net.py"]
-CODE_IMAGES = {
-    "fetch_data": _IMAGES + [PKG + "data/cifar10.py", PKG + "data/fashion_mnist.py", PKG + "data/download.py"],
-    "train": _IMAGES + [PKG + "models/unet.py"],
-    "sample": _IMAGES + [PKG + "models/unet.py"],
-    "feature_net": _IMAGES + _ARTIFACTS + [
-        PKG + "models/classifier.py", PKG + "training/loop.py", PKG + "training/tasks/classifier.py",
-        PKG + "stages/feature_net.py"],
-    "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
-    "evaluate": _FEATURES + [PKG + "training/distributed.py"],
-    "report": [PKG + "reporting/images.py"],
-    # progressive distillation and DDGAN on images: the toy's tasks through image-only stages
-    # (``trilemma train-images`` / ``distill-images``: uint8 batches scaled, networks on the GPU)
-    "train_pd": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/train_images.py"],
-    "distill": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/distill_images.py"],
-    "train_gan": _IMAGES + [PKG + "models/unet.py", PKG + "models/ddgan_images.py", PKG + "training/tasks/images.py",
-                            PKG + "stages/train_images.py"],
-    "sampler:ddgan": [PKG + "models/unet.py", PKG + "models/ddgan_images.py"],
-    # guidance on images: the CFG teacher trains as train_pd does (``train-images``), stage one through
-    # ``guided-stage1-images``, stage two as the distill rounds; the guidance table is its own job
-    "guided_stage1": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py",
-                                PKG + "stages/guided_stage1_images.py"],
-    "guidance_table": [PKG + "reporting/guidance.py", PKG + "reporting/tables.py", PKG + "reporting/images.py",
-                       PKG + "stages/guidance_table.py"],
-}
-# The verbs of the training jobs on image profiles (``trilemma.stages.train_images`` and
-# ``distill_images``); the DDPM teacher trains with ``train`` on both kinds of profile.
-IMAGE_VERBS = {"train": "train-images", "distill": "distill-images", "guided-stage1": "guided-stage1-images"}
-
-TEACHER = "teacher_ddpm"
-PD_TEACHER = "teacher_pd"
-CFG_TEACHER = "teacher_cfg"
-CLASSIFIER = "classifier_cg"
-GUIDED_STUDENT = "guided_w"   # stage one: the w-conditioned student
-
-
-@dataclass(frozen=True)
-class Job:
-    stage: str                 # the Snakemake rule / DVC stage family
-    name: str                  # unique id; the DVC stage name
-    argv: tuple[str, ...]      # the command both tools run
-    deps: tuple[str, ...]      # data inputs first, then code
-    outs: tuple[str, ...]      # cached outputs (gitignored)
-    params: tuple[str, ...]    # dotted config keys this job reads
-    committed: tuple[str, ...] = field(default=())  # outputs kept in git (DVC cache: false)
-
-    @property
-    def shell(self) -> str:
-        return shlex.join(self.argv)
-
-    def param_values(self, cfg: Mapping[str, Any]) -> dict:
-        from trilemma.config import section
-        return {key: section(cfg, key) for key in self.params}
 
 
 # ----------------------------------------------------------------------------- sample bank ids
-fmt_num = registry.fmt_num
-spec_id = registry.spec_id
-
-
-def sample_specs(cfg: Mapping[str, Any]) -> list[str]:
-    """Every sampler spec of the DDPM teacher's grid (the registry's ``sampling.<section>`` entries),
-    as the id used in file names and wildcards."""
-    return registry.teacher_specs(cfg["sampling"])
-
-
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
             + guidance.guided_bank_ids(cfg) + floor_bank_ids(cfg) + oracle.oracle_bank_ids(cfg))
@@ -158,48 +61,7 @@ def floor_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return [f"{FLOOR}/{floor_spec(n)}" for n in floor_sizes(cfg)] if is_2d(cfg) else []
 
 
-def is_2d(cfg: Mapping[str, Any]) -> bool:
-    """The GAN baselines and classifier guidance run on the 2-D profiles only; image profiles run the
-    DDPM teacher's samplers, progressive distillation, DDGAN, classifier-free guidance and guided
-    distillation."""
-    from trilemma.data.images import is_image_profile
-    return not is_image_profile(cfg)
-
-
 # ----------------------------------------------------------------------------- progressive distillation
-CHAIN_PREFIX = {"distill": "pd", "guidance": "guided"}
-
-
-def student_steps(cfg: Mapping[str, Any], chain: str = "distill") -> list[int]:
-    """The students of the chain (``distill``: progressive distillation; ``guidance``: stage two of
-    guided distillation), start/2 ... final (one round each)."""
-    d = cfg[chain]
-    out, n = [], d["start_steps"] // 2
-    while n >= d["final_steps"]:
-        out.append(n)
-        n //= 2
-    return out
-
-
-def student(steps: int, chain: str = "distill") -> str:
-    return f"{CHAIN_PREFIX[chain]}_s{steps}"
-
-
-def round_key(cfg: Mapping[str, Any], field: str, steps: int, chain: str = "distill") -> str:
-    """The config key holding ``<chain>.rounds.<field>`` (updates | lr) of the round that makes the
-    ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default`` (a plain value
-    is one key for every round)."""
-    value = cfg[chain]["rounds"][field]
-    if not isinstance(value, Mapping):
-        return f"{chain}.rounds.{field}"
-    key = f"s{steps}"
-    return f"{chain}.rounds.{field}.{key if key in value else 'default'}"
-
-
-def round_updates_key(cfg: Mapping[str, Any], steps: int, chain: str = "distill") -> str:
-    return round_key(cfg, "updates", steps, chain)
-
-
 def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     """Every student with its own N-step DDIM sampler (N <= ``distill.eval.student_max_steps`` if
     set), and DDIM (plus the optional stochastic sampler) on the distillation teacher at the same N,
@@ -217,28 +79,14 @@ def is_distill_bank(bank: str) -> bool:
     return bank.split("/")[0] == PD_TEACHER or bank.startswith("pd_s")
 
 
-sampler_family = registry.family_of
-
 # the config keys each sampler family's sample jobs read, besides the bank's own (the registry's entries)
 SAMPLER_PARAMS = {family: list(e.params) for family, e in registry.ENTRIES.items()}
 
 
 # ----------------------------------------------------------------------------- jobs
-def code(cfg: Mapping[str, Any], stage: str) -> list[str]:
-    """The code a stage's jobs depend on in this profile (image profiles add their modules)."""
-    from trilemma.data.images import is_image_profile
-    return CODE.get(stage, []) + (CODE_IMAGES.get(stage, []) if is_image_profile(cfg) else [])
-
-
-def verb(cfg: Mapping[str, Any], name: str) -> str:
-    """The ``trilemma`` verb of a training job: ``train`` / ``distill``, or their image variants."""
-    return IMAGE_VERBS[name] if not is_2d(cfg) else name
-
-
 def image_jobs(cfg: Mapping[str, Any], data: str) -> tuple[list[Job], tuple[str, ...], tuple[str, ...]]:
     """Image profiles: the feature_net and reference-statistics jobs, and what evaluation adds to
     its command and inputs (the reference statistics, and the classifier when it is the extractor)."""
-    from trilemma.data.images import is_image_profile
     if not is_image_profile(cfg):
         return [], (), ()
     p, ds, extractor = cfg["profile"], cfg["data"]["name"], cfg["evaluation"]["images"]["extractor"]
@@ -354,16 +202,6 @@ def evaluate_job(cfg: Mapping[str, Any], model_name: str, spec: str, bank: str, 
         (bank, data, *eval_deps, *code(cfg, "evaluate")), (metrics,), ("seed", "evaluation"))
 
 
-def model_files(cfg: Mapping[str, Any], name: str) -> tuple[str, str, str]:
-    """(weights, model.json, training log) of a model."""
-    return tuple(paths.fmt(pat, profile=cfg["profile"], model=name)
-                 for pat in (paths.MODEL, paths.MODEL_CONFIG, paths.TRAIN_LOG))
-
-
-def model_dir(cfg: Mapping[str, Any], name: str) -> str:
-    return paths.fmt(paths.ROOT + "/models/{model}", profile=cfg["profile"], model=name)
-
-
 def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
     p = cfg["profile"]
@@ -372,29 +210,6 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
                 "--out", model_files(cfg, PD_TEACHER)[0]),
                (data, *code(cfg, "train_pd")), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
     return out + round_jobs(cfg, data, "distill", PD_TEACHER)
-
-
-GUIDED_ROUND_PARAMS = {"distill": (), "guidance": ("guidance.stage1.w_min", "guidance.stage1.w_max", "guidance.stage1.w_ends",
-                                                  "guidance.half_grid", "guidance.rounds.last_step")}
-
-
-def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str) -> list[Job]:
-    """One ``distill`` job per round of a chain (``distill`` or ``guidance``, stage two)."""
-    p, out, prev = cfg["profile"], [], first_teacher
-    image_params = () if is_2d(cfg) else (f"{chain}.rounds.hflip",)   # the image batches' flips
-    for n in student_steps(cfg, chain):
-        name = student(n, chain)
-        outs = model_files(cfg, name)
-        out.append(Job(
-            "distill", f"distill-{name}",
-            ("trilemma", verb(cfg, "distill"), "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
-             "--steps", str(n), "--data", data, "--out", outs[0]),
-            (*model_files(cfg, prev)[:2], data, *code(cfg, "distill")), outs,
-            ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n, chain), f"{chain}.rounds.batch_size",
-             round_key(cfg, "lr", n, chain), f"{chain}.rounds.grad_clip", f"{chain}.rounds.checkpoint_every",
-             f"{chain}.rounds.log_every", *GUIDED_ROUND_PARAMS[chain], *image_params)))
-        prev = name
-    return out
 
 
 TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
@@ -484,8 +299,3 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
             (data, *code(cfg, "train_gan"), *CODE.get(f"train_gan:{method}", [])),
             (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)), tuple(params)))
     return out
-
-
-from trilemma import dag_guidance as guidance  # noqa: E402  (it reads this module's helpers at call time)
-from trilemma import dag_oracle as oracle  # noqa: E402  (the same)
-from trilemma import dag_deck as deck  # noqa: E402  (the same)

@@ -5,34 +5,34 @@ study (``trilemma deck-study --study <name>``; ``stages/deck_study.py``), each w
 Each job reads only its own ``deck.<study>`` keys (plus the seed and the figure dpi), so changing, say,
 the inversion's step list re-runs that job and the report, nothing else.  Its inputs are the data, the
 models it reads and its code.  On 2-D profiles with ``deck.enabled``; the denoising study needs a
-dataset with a closed-form density (``diffusion/oracle.py``: gauss25, ring8).
+dataset with a closed-form density (``data/catalog.py``'s ``CLOSED_FORM``: gauss25, ring8).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from trilemma import dag, paths
+from trilemma import dag_base as base, paths
+from trilemma.data.catalog import CLOSED_FORM
 
 STUDIES = ("inversion", "consistency", "interpolation", "denoising")
-_COMMON = [*dag._DIFFUSION, *dag._ARTIFACTS, dag.PKG + "stages/deck_study.py", dag.PKG + "reporting/deck.py",
-           dag.PKG + "dag_deck.py", dag.PKG + "diffusion/oracle.py"]
+_COMMON = [*base._DIFFUSION, *base._ARTIFACTS, base.PKG + "stages/deck_study.py", base.PKG + "reporting/deck.py",
+           base.PKG + "dag_deck.py", base.PKG + "diffusion/oracle.py"]
 # DDIM as a map (inversion, consistency, interpolation): the teacher's and students' networks, the sampler
-_DDIM_MAP = [*dag._MODELS, dag.PKG + "deck/ddim_map.py", dag.PKG + "sampling/ddim.py", dag.PKG + "sampling/common.py",
-             dag.PKG + "sampling/ddim_inversion.py", dag.PKG + "sampling/interpolation.py",
-             dag.PKG + "diffusion/timesteps.py", dag.PKG + "diffusion/continuous.py"]
+_DDIM_MAP = [*base._MODELS, base.PKG + "deck/ddim_map.py", base.PKG + "sampling/ddim.py", base.PKG + "sampling/common.py",
+             base.PKG + "sampling/ddim_inversion.py", base.PKG + "sampling/interpolation.py",
+             base.PKG + "diffusion/timesteps.py", base.PKG + "diffusion/continuous.py"]
 CODE = {
     "inversion": _DDIM_MAP, "consistency": _DDIM_MAP, "interpolation": _DDIM_MAP,
-    "denoising": [*dag._MODELS, dag.PKG + "deck/denoising.py", dag.PKG + "sampling/ddgan.py", dag.PKG + "sampling/common.py",
-                  dag.PKG + "models/gan.py", dag.PKG + "evaluation/features2d.py", dag.PKG + "evaluation/fidelity.py"],
+    "denoising": [*base._MODELS, base.PKG + "deck/denoising.py", base.PKG + "sampling/ddgan.py", base.PKG + "sampling/common.py",
+                  base.PKG + "models/gan.py", base.PKG + "evaluation/features2d.py", base.PKG + "evaluation/fidelity.py"],
 }
 
 
 def deck_on(cfg: Mapping[str, Any]) -> bool:
-    return cfg["deck"]["enabled"] and dag.is_2d(cfg)
+    return cfg["deck"]["enabled"] and base.is_2d(cfg)
 
 
 def studies(cfg: Mapping[str, Any]) -> list[str]:
-    from trilemma.diffusion.oracle import CLOSED_FORM
     if not deck_on(cfg):
         return []
     return [s for s in STUDIES if s != "denoising" or cfg["data"]["name"] in CLOSED_FORM]
@@ -40,7 +40,7 @@ def studies(cfg: Mapping[str, Any]) -> list[str]:
 
 def inversion_students(cfg: Mapping[str, Any]) -> list[int]:
     """The students of ``deck.inversion.students`` that the chain trains (pd_s<N>)."""
-    chain = set(dag.student_steps(cfg))
+    chain = set(base.student_steps(cfg))
     return [n for n in cfg["deck"]["inversion"]["students"] if n in chain]
 
 
@@ -54,8 +54,8 @@ def models(cfg: Mapping[str, Any], study: str) -> list[str]:
     if study == "denoising":
         return list(denoising_generators(cfg).values())
     if study == "inversion" and inversion_students(cfg):
-        return [dag.TEACHER, dag.PD_TEACHER, *(dag.student(n) for n in inversion_students(cfg))]
-    return [dag.TEACHER]
+        return [base.TEACHER, base.PD_TEACHER, *(base.student(n) for n in inversion_students(cfg))]
+    return [base.TEACHER]
 
 
 # Keys a study reads besides its own section.  Which students and generators it loads (distill.start_steps /
@@ -69,13 +69,13 @@ def outputs(cfg: Mapping[str, Any], study: str) -> tuple[str, str]:
     return paths.fmt(paths.TABLE, profile=p, table=f"deck_{study}"), paths.fmt(paths.FIGURE, profile=p, figure=f"deck_{study}")
 
 
-def deck_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
+def deck_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
     """One job per study; its committed table and figure are inputs of the report."""
     out = []
     for study in studies(cfg):
         table, figure = outputs(cfg, study)
-        model_files = [f for m in models(cfg, study) for f in dag.model_files(cfg, m)[:2]]
-        out.append(dag.Job(
+        model_files = [f for m in models(cfg, study) for f in base.model_files(cfg, m)[:2]]
+        out.append(base.Job(
             "deck", f"deck-{study}",
             ("trilemma", "deck-study", "--profile", cfg["profile"], "--study", study, "--data", data,
              "--models", paths.fmt(paths.ROOT + "/models", profile=cfg["profile"]), "--table", table, "--figure", figure),

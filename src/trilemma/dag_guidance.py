@@ -1,6 +1,6 @@
 """The guidance branch of the DAG (methods.md §6-7), part of the one table in :mod:`trilemma.dag`:
 the CFG teacher, the guidance classifier, stage one (the w-conditioned student), the stage-two rounds
-(``dag.round_jobs`` with ``chain="guidance"``) and the guidance sample banks, whose evaluation reads
+(``base.round_jobs`` with ``chain="guidance"``) and the guidance sample banks, whose evaluation reads
 the CFG teacher's reference bank at the same w (``fd_to_teacher``).
 
 Image profiles run the same branch without classifier guidance (no ``classifier_cg``, no ``cg`` banks):
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from trilemma import dag, paths
+from trilemma import dag_base as base, paths
 
-GUIDED_FAMILIES = dag.registry.GUIDED_FAMILIES
+GUIDED_FAMILIES = base.registry.GUIDED_FAMILIES
 
 
 def guidance_on(cfg: Mapping[str, Any]) -> bool:
@@ -25,38 +25,38 @@ def guidance_on(cfg: Mapping[str, Any]) -> bool:
 
 def classifier_guidance_on(cfg: Mapping[str, Any]) -> bool:
     """Classifier guidance (the noise-conditional classifier and its banks): 2-D profiles only."""
-    return guidance_on(cfg) and dag.is_2d(cfg)
+    return guidance_on(cfg) and base.is_2d(cfg)
 
 
-def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
+def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
     """The CFG teacher, the guidance classifier, stage one (the w-conditioned student) and the
     stage-two rounds."""
     if not guidance_on(cfg):
         return []
     p = cfg["profile"]
     recipe = ("distill.teacher.schedule", "distill.teacher.parameterization", "distill.teacher.weighting")
-    teacher = dag.Job("train", f"train-{dag.CFG_TEACHER}",
-                      ("trilemma", dag.verb(cfg, "train"), "--profile", p, "--model", dag.CFG_TEACHER, "--data", data,
-                       "--out", dag.model_files(cfg, dag.CFG_TEACHER)[0]),
-                      (data, *dag.code(cfg, "train_pd")), dag.model_files(cfg, dag.CFG_TEACHER),
-                      ("seed", *recipe, "guidance.p_uncond", "guidance.teacher"))
-    stage1 = dag.Job("guided_stage1", f"guided_stage1-{dag.GUIDED_STUDENT}",
-                     ("trilemma", dag.verb(cfg, "guided-stage1"), "--profile", p,
-                      "--teacher-dir", dag.model_dir(cfg, dag.CFG_TEACHER),
-                      "--data", data, "--out", dag.model_files(cfg, dag.GUIDED_STUDENT)[0]),
-                     (*dag.model_files(cfg, dag.CFG_TEACHER)[:2], data, *dag.code(cfg, "train_pd"),
-                      *dag.code(cfg, "guided_stage1")),
-                     dag.model_files(cfg, dag.GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))
+    teacher = base.Job("train", f"train-{base.CFG_TEACHER}",
+                       ("trilemma", base.verb(cfg, "train"), "--profile", p, "--model", base.CFG_TEACHER, "--data", data,
+                        "--out", base.model_files(cfg, base.CFG_TEACHER)[0]),
+                       (data, *base.code(cfg, "train_pd")), base.model_files(cfg, base.CFG_TEACHER),
+                       ("seed", *recipe, "guidance.p_uncond", "guidance.teacher"))
+    stage1 = base.Job("guided_stage1", f"guided_stage1-{base.GUIDED_STUDENT}",
+                      ("trilemma", base.verb(cfg, "guided-stage1"), "--profile", p,
+                       "--teacher-dir", base.model_dir(cfg, base.CFG_TEACHER),
+                       "--data", data, "--out", base.model_files(cfg, base.GUIDED_STUDENT)[0]),
+                      (*base.model_files(cfg, base.CFG_TEACHER)[:2], data, *base.code(cfg, "train_pd"),
+                       *base.code(cfg, "guided_stage1")),
+                      base.model_files(cfg, base.GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))
     if not classifier_guidance_on(cfg):
-        return [teacher, stage1] + dag.round_jobs(cfg, data, "guidance", dag.GUIDED_STUDENT)
+        return [teacher, stage1] + base.round_jobs(cfg, data, "guidance", base.GUIDED_STUDENT)
     out = [teacher,
-           dag.Job("train", f"train-{dag.CLASSIFIER}",
-                   ("trilemma", "train", "--profile", p, "--model", dag.CLASSIFIER, "--data", data,
-                    "--out", dag.model_files(cfg, dag.CLASSIFIER)[0]),
-                   (data, *dag.CODE["train_pd"], *dag.CODE["train_classifier"]), dag.model_files(cfg, dag.CLASSIFIER),
-                   ("seed", "distill.teacher.schedule", "guidance.classifier")),
+           base.Job("train", f"train-{base.CLASSIFIER}",
+                    ("trilemma", "train", "--profile", p, "--model", base.CLASSIFIER, "--data", data,
+                     "--out", base.model_files(cfg, base.CLASSIFIER)[0]),
+                    (data, *base.CODE["train_pd"], *base.CODE["train_classifier"]), base.model_files(cfg, base.CLASSIFIER),
+                    ("seed", "distill.teacher.schedule", "guidance.classifier")),
            stage1]
-    return out + dag.round_jobs(cfg, data, "guidance", dag.GUIDED_STUDENT)
+    return out + base.round_jobs(cfg, data, "guidance", base.GUIDED_STUDENT)
 
 
 def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
@@ -68,20 +68,20 @@ def guided_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
         return []
     g = cfg["guidance"]
     e, head = g["eval"], g["headline_steps"]
-    spec = dag.spec_id
-    ids = [f"{dag.CFG_TEACHER}/{spec('cfg', w=w, steps=e['reference_steps'])}" for w in e["w"]]
-    ids += [f"{dag.student(head, 'guidance')}/{spec('gpd', w=w, steps=head)}" for w in e["w"]]
+    spec = base.spec_id
+    ids = [f"{base.CFG_TEACHER}/{spec('cfg', w=w, steps=e['reference_steps'])}" for w in e["w"]]
+    ids += [f"{base.student(head, 'guidance')}/{spec('gpd', w=w, steps=head)}" for w in e["w"]]
     for w in e["grid_w"]:
-        ids += [f"{dag.CFG_TEACHER}/{spec('cfg', w=w, steps=n)}" for n in e["grid_steps"]]
-        ids += [f"{dag.student(n, 'guidance')}/{spec('gpd', w=w, steps=n)}" for n in e["grid_steps"]]
-        ids += [f"{dag.student(n // 2, 'guidance')}/{spec('gstoch', w=w, steps=n)}" for n in e["stochastic_steps"]]
+        ids += [f"{base.CFG_TEACHER}/{spec('cfg', w=w, steps=n)}" for n in e["grid_steps"]]
+        ids += [f"{base.student(n, 'guidance')}/{spec('gpd', w=w, steps=n)}" for n in e["grid_steps"]]
+        ids += [f"{base.student(n // 2, 'guidance')}/{spec('gstoch', w=w, steps=n)}" for n in e["stochastic_steps"]]
     if classifier_guidance_on(cfg):
         ids += [f"{e['classifier_guides']}/{spec('cg', w=s, steps=e['classifier_steps'])}" for s in e["classifier_scales"]]
     return list(dict.fromkeys(ids))
 
 
 def spec_w(spec: str) -> float:
-    return dag.registry.parse(spec).w
+    return base.registry.parse(spec).w
 
 
 def guided_extras(cfg: Mapping[str, Any], spec: str):
@@ -89,28 +89,28 @@ def guided_extras(cfg: Mapping[str, Any], spec: str):
     for classifier guidance; the CFG teacher's reference bank at the same w (fd_to_teacher)."""
     p, e = cfg["profile"], cfg["guidance"]["eval"]
     sample_argv, sample_deps = (), ()
-    if dag.sampler_family(spec) == "cg":
-        sample_argv = ("--classifier-dir", dag.model_dir(cfg, dag.CLASSIFIER))
-        sample_deps = dag.model_files(cfg, dag.CLASSIFIER)[:2]
+    if base.sampler_family(spec) == "cg":
+        sample_argv = ("--classifier-dir", base.model_dir(cfg, base.CLASSIFIER))
+        sample_deps = base.model_files(cfg, base.CLASSIFIER)[:2]
     w = spec_w(spec)
-    ref_spec = dag.spec_id("cfg", w=w, steps=e["reference_steps"])
-    if w not in e["w"] or spec == ref_spec or not dag.is_2d(cfg):   # images: no fd_to_teacher
+    ref_spec = base.spec_id("cfg", w=w, steps=e["reference_steps"])
+    if w not in e["w"] or spec == ref_spec or not base.is_2d(cfg):   # images: no fd_to_teacher
         return sample_argv, sample_deps, (), ()
-    ref = paths.fmt(paths.BANK, profile=p, model=dag.CFG_TEACHER, spec=ref_spec)
+    ref = paths.fmt(paths.BANK, profile=p, model=base.CFG_TEACHER, spec=ref_spec)
     return sample_argv, sample_deps, ("--reference-bank", ref), (ref,)
 
 
 def table_outputs(cfg: Mapping[str, Any]) -> list[str]:
     """Image profiles with guidance: ``tables/guidance.md`` (the 2-D profiles' report writes theirs)."""
-    if not guidance_on(cfg) or dag.is_2d(cfg):
+    if not guidance_on(cfg) or base.is_2d(cfg):
         return []
     return [paths.fmt(paths.TABLE, profile=cfg["profile"], table="guidance")]
 
 
-def table_jobs(cfg: Mapping[str, Any], csv: str) -> list[dag.Job]:
+def table_jobs(cfg: Mapping[str, Any], csv: str) -> list[base.Job]:
     """The image profiles' guidance table from metrics.csv: FID/IS/KID/PRC of the CFG teacher and the
     guided student per w and steps (``trilemma guidance-table``); the report links it."""
-    return [dag.Job("guidance_table", "guidance_table",
-                    ("trilemma", "guidance-table", "--profile", cfg["profile"], "--out", out),
-                    (csv, *dag.code(cfg, "guidance_table")), (), ("guidance",), committed=(out,))
+    return [base.Job("guidance_table", "guidance_table",
+                     ("trilemma", "guidance-table", "--profile", cfg["profile"], "--out", out),
+                     (csv, *base.code(cfg, "guidance_table")), (), ("guidance",), committed=(out,))
             for out in table_outputs(cfg)]

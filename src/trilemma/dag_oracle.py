@@ -3,17 +3,18 @@ denoiser of the toy's mixture registered as a model (``trilemma oracle``, a ``tr
 writes a model directory as the teachers do) and its sample banks, ordinary ``sample`` and
 ``evaluate`` jobs, so they reach ``metrics.csv`` with model ``oracle``.
 
-The banks are the DDPM teacher's specs (``dag.sample_specs``) that start with one of
+The banks are the DDPM teacher's specs (``base.sample_specs``) that start with one of
 ``oracle.samplers``: the same solvers at the same steps on the exact denoiser, so the report can split
 each teacher bank's error into the solver's (the oracle's bank) and the network's (the difference;
 ``reporting/error_split.py``).  On by ``oracle.enabled``, for 2-D datasets with a closed-form density
-(``diffusion/oracle.py``: gauss25, ring8).
+(``data/catalog.py``'s ``CLOSED_FORM``: gauss25, ring8).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from trilemma import dag
+from trilemma import dag_base as base
+from trilemma.data.catalog import CLOSED_FORM
 
 ORACLE = "oracle"
 TABLES = ("error_split",)
@@ -21,29 +22,28 @@ FIGURES = ("error_split",)
 
 
 def oracle_on(cfg: Mapping[str, Any]) -> bool:
-    from trilemma.diffusion.oracle import CLOSED_FORM
-    return cfg["oracle"]["enabled"] and dag.is_2d(cfg) and cfg["data"]["name"] in CLOSED_FORM
+    return cfg["oracle"]["enabled"] and base.is_2d(cfg) and cfg["data"]["name"] in CLOSED_FORM
 
 
 def oracle_specs(cfg: Mapping[str, Any]) -> list[str]:
     prefixes = tuple(cfg["oracle"]["samplers"])
-    return [s for s in dag.sample_specs(cfg) if s.startswith(prefixes)] if oracle_on(cfg) else []
+    return [s for s in base.sample_specs(cfg) if s.startswith(prefixes)] if oracle_on(cfg) else []
 
 
 def oracle_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
     return [f"{ORACLE}/{spec}" for spec in oracle_specs(cfg)]
 
 
-def oracle_jobs(cfg: Mapping[str, Any], data: str) -> list[dag.Job]:
+def oracle_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
     """The model job; the banks come through ``dag.bank_ids`` (``oracle_bank_ids``), their sample jobs
-    depending on the oracle's code through ``dag.CODE["model:oracle"]``."""
+    depending on the oracle's code through ``base.CODE["model:oracle"]``."""
     if not oracle_on(cfg):
         return []
-    files = dag.model_files(cfg, ORACLE)
-    return [dag.Job("train", f"train-{ORACLE}",
-                    ("trilemma", "oracle", "--profile", cfg["profile"], "--data", data, "--out", files[0]),
-                    (data, *dag.CODE[f"model:{ORACLE}"], dag.PKG + "stages/oracle.py", *dag._ARTIFACTS),
-                    files, ("teacher.schedule",))]
+    files = base.model_files(cfg, ORACLE)
+    return [base.Job("train", f"train-{ORACLE}",
+                     ("trilemma", "oracle", "--profile", cfg["profile"], "--data", data, "--out", files[0]),
+                     (data, *base.CODE[f"model:{ORACLE}"], base.PKG + "stages/oracle.py", *base._ARTIFACTS),
+                     files, ("teacher.schedule",))]
 
 
 def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:

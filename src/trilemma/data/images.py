@@ -8,7 +8,8 @@ from typing import Any, Mapping
 
 import torch
 
-IMAGE_DATASETS = ("fashion_mnist", "cifar10")
+from trilemma.data.catalog import IMAGE_DATASETS, is_image_dataset, is_image_profile  # noqa: F401  (torch-free home)
+
 CLASS_NAMES = {
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                       "Bag", "Ankle boot"),
@@ -18,14 +19,6 @@ CLASS_NAMES = {
 
 class DataSourceError(RuntimeError):
     """A dataset source file is missing or corrupted; the message says which file to put where."""
-
-
-def is_image_dataset(name: str) -> bool:
-    return name in IMAGE_DATASETS
-
-
-def is_image_profile(cfg: Mapping[str, Any]) -> bool:
-    return is_image_dataset(cfg["data"]["name"])
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

@@ -39,9 +39,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trilemma.data.catalog import CLOSED_FORM
 from trilemma.diffusion.schedules import _bcast
-
-CLOSED_FORM = ("gauss25", "ring8")
 
 
 @dataclass

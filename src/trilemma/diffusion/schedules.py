@@ -15,9 +15,13 @@ prepends a dummy beta_0 = 1e-8 so that its index 0 is (almost) clean data; here 
 clean data (abar = 1) and index i in {0..T-1} means abar(t_{i+1}) / abar(t_0), the same 0-indexing
 as DDPM above and the same network time input as the official code (which feeds the index of x_{t+1}
 as ``t``, issue NVlabs/denoising-diffusion-gan#11).  Dropping the dummy changes abar by 1e-8.
+
+``cosine_logsnr`` (progressive distillation, Salimans & Ho 2022): continuous time t in [0, 1],
+:class:`CosineLogSNRSchedule`; its students' grid is in :mod:`trilemma.diffusion.continuous`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -138,6 +142,63 @@ class DiscreteSchedule(VPSchedule):
         return torch.log1p(-self.betas.to(t.device))[lo]
 
 
+@dataclass
+class CosineLogSNRSchedule(VPSchedule):
+    """The continuous-time cosine schedule of progressive distillation (Salimans & Ho 2022, Sec. 2 and
+    the reference code ``diffusion_distillation/schedules.py``).
+
+    logSNR lambda(t) = -2 log tan(a t + b), t in [0, 1], with b = arctan(exp(-lambda_max / 2)) and
+    a = arctan(exp(-lambda_min / 2)) - b, so lambda(0) = lambda_max = 20, lambda(1) = lambda_min = -20
+    and lambda(1/2) = 0: the paper's alpha_t = cos(pi t / 2) with the logSNR clipped to +-20.
+    alpha_t^2 = sigmoid(lambda), sigma_t^2 = sigmoid(-lambda).
+
+    Network time input (reference ``logsnr_input_type='inv_cos'``):
+    arctan(exp(-lambda / 2)) / (pi / 2) in [0, 1], scaled by 1000 before the sinusoidal embedding as
+    the reference's ``get_timestep_embedding(..., max_time=1.)`` does."""
+
+    logsnr_min: float = -20.0
+    logsnr_max: float = 20.0
+
+    continuous = True
+
+    def __post_init__(self):
+        if not self.logsnr_min < self.logsnr_max:
+            raise ValueError("logsnr_min must be smaller than logsnr_max")
+        self.b = math.atan(math.exp(-0.5 * self.logsnr_max))
+        self.a = math.atan(math.exp(-0.5 * self.logsnr_min)) - self.b
+
+    @classmethod
+    def from_config(cls, sched: dict) -> "CosineLogSNRSchedule":
+        return cls(float(sched["logsnr_min"]), float(sched["logsnr_max"]))
+
+    @property
+    def t_min(self) -> float:
+        return 0.0
+
+    @property
+    def t_max(self) -> float:
+        return 1.0
+
+    def logsnr(self, t: torch.Tensor | float) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(0.0, 1.0)
+        return -2.0 * torch.log(torch.tan(self.a * t + self.b))
+
+    def log_alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
+        """log alpha_t^2 = log sigmoid(lambda_t)."""
+        return torch.nn.functional.logsigmoid(self.logsnr(t))
+
+    def d_log_alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
+        """d/dt log sigmoid(lambda) = sigmoid(-lambda) * dlambda/dt, dlambda/dt = -4a / sin(2(a t + b))."""
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(0.0, 1.0)
+        dlam = -4.0 * self.a / torch.sin(2.0 * (self.a * t + self.b))
+        return torch.sigmoid(-self.logsnr(t)) * dlam
+
+    def net_time(self, t: torch.Tensor) -> torch.Tensor:
+        """1000 * inv_cos(lambda_t) = 1000 * arctan(exp(-lambda/2)) / (pi/2)."""
+        lam = self.logsnr(t).clamp(-20.0, 20.0)
+        return 1000.0 * torch.atan(torch.exp(-0.5 * lam)) / (0.5 * math.pi)
+
+
 def _bcast(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     c = c.to(like.dtype).to(like.device)
     return c.reshape(c.shape + (1,) * (like.ndim - c.ndim))
@@ -145,8 +206,7 @@ def _bcast(c: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def schedule_from_config(sched: dict) -> VPSchedule:
     """The schedule a model.json names: ``linear`` (discrete DDPM chain) or ``cosine_logsnr``
-    (continuous time, progressive distillation; see :mod:`trilemma.diffusion.continuous`)."""
+    (continuous time, progressive distillation: :class:`CosineLogSNRSchedule`)."""
     if sched["name"] == "cosine_logsnr":
-        from trilemma.diffusion.continuous import CosineLogSNRSchedule
         return CosineLogSNRSchedule.from_config(sched)
     return DiscreteSchedule.from_config(sched)

@@ -20,6 +20,9 @@ def build_model(model_cfg: dict, data_dim, out_dim: int | None = None) -> nn.Mod
         if kind == "gan_generator":
             return GANGenerator(data_dim, m["nz"], m["hidden"], m["layers"])
         return DDGANGenerator(data_dim, m["nz"], m["hidden"], m["layers"], m["emb_dim"], m.get("g_fourier", 0))
+    if kind == "unet" and model_cfg.get("arch") == "ddgan_generator":   # DDGAN's image generator (model.json)
+        from trilemma.models.ddgan_images import build_generator
+        return build_generator(model_cfg, data_dim)
     if kind == "unet":
         from trilemma.models.unet import build_unet
         return build_unet(model_cfg, data_dim)

@@ -20,8 +20,9 @@ distillation's CIFAR-10 teacher (Salimans & Ho 2022, reference ``config/cifar_ba
 ch_mult (1,1,1), 3 res blocks, attention at 16 and 8, dropout 0.2; our res blocks resample with plain
 convolutions, not BigGAN-style, and attention has one head as the reference's).
 
-``build_unet`` builds every image network of ``kind: unet`` in model.json: the U-Net, or with
-``arch: ddgan_generator`` the Denoising Diffusion GAN's image generator (``models/ddgan_images.py``).
+``build_unet`` builds the U-Net of ``kind: unet`` in model.json; ``models/registry.build_model`` sends
+``kind: unet, arch: ddgan_generator`` to the Denoising Diffusion GAN's image generator
+(``models/ddgan_images.py``, which builds on this module's blocks) instead.
 """
 from __future__ import annotations
 
@@ -215,11 +216,7 @@ def cuda_forward(module: nn.Module, fn, x: torch.Tensor, *args) -> torch.Tensor:
 
 
 def build_unet(model_cfg: dict, data_dim) -> nn.Module:
-    """``model_cfg["unet"]``: preset name + overrides; ``data_dim``: [C, H, W] of the dataset.
-    ``model_cfg["arch"] == "ddgan_generator"``: the DDGAN image generator instead."""
-    if model_cfg.get("arch") == "ddgan_generator":
-        from trilemma.models.ddgan_images import build_generator
-        return build_generator(model_cfg, data_dim)
+    """``model_cfg["unet"]``: preset name + overrides; ``data_dim``: [C, H, W] of the dataset."""
     u = model_cfg.get("unet") or {}
     arch = resolve(u)
     c, h, _ = data_dim
