@@ -14,16 +14,9 @@ point inside each.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-
-def log_mixture(x: torch.Tensor, means: torch.Tensor, std: float) -> torch.Tensor:
-    """log of the equal-weight isotropic mixture (1/K) Σ_k N(x; μ_k, std² I) at each row of ``x``."""
-    sq = torch.cdist(x.double(), means.double()).square()
-    log_comp = -sq / (2 * std ** 2) - 0.5 * x.shape[1] * math.log(2 * math.pi * std ** 2)
-    return torch.logsumexp(log_comp, dim=1) - math.log(means.shape[0])
+from trilemma.evaluation.toy import log_mixture
 
 
 def guided_target_draw(means: torch.Tensor, mode_labels: torch.Tensor, std: float, labels: torch.Tensor,

@@ -41,12 +41,16 @@ def modes_covered(counts: torch.Tensor, min_share: float) -> int:
     return int((counts >= min_share * expected).sum().item()) if expected > 0 else 0
 
 
+def log_mixture(x: torch.Tensor, means: torch.Tensor, std: float) -> torch.Tensor:
+    """Per-row log p(x) of the equal-weight isotropic mixture Σ_k (1/K) N(x; μ_k, std² I)."""
+    sq = torch.cdist(x.double(), means.double()).square()
+    log_comp = -sq / (2 * std ** 2) - 0.5 * x.shape[1] * math.log(2 * math.pi * std ** 2)
+    return torch.logsumexp(log_comp, dim=1) - math.log(means.shape[0])
+
+
 def mixture_nll(samples: torch.Tensor, means: torch.Tensor, std: float) -> torch.Tensor:
-    """Per-sample −log p(x) under the equal-weight isotropic mixture Σ_k (1/K) N(x; μ_k, std² I)."""
-    d = samples.shape[1]
-    sq = torch.cdist(samples.double(), means.double()).square()
-    log_comp = -sq / (2 * std ** 2) - 0.5 * d * math.log(2 * math.pi * std ** 2)
-    return -(torch.logsumexp(log_comp, dim=1) - math.log(means.shape[0]))
+    """Per-sample −log p(x) under the true mixture (:func:`log_mixture`)."""
+    return -log_mixture(samples, means, std)
 
 
 def coverage_jsd(counts: torch.Tensor) -> float:

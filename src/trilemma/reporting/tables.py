@@ -6,6 +6,8 @@ from importlib import resources
 
 import pandas as pd
 
+from trilemma.dag import FLOOR   # the floor banks' method (stages/floor.py)
+
 
 def paper_numbers() -> pd.DataFrame:
     with resources.files("trilemma").joinpath("reporting/paper_numbers.csv").open() as f:
@@ -16,7 +18,7 @@ def _md(df: pd.DataFrame, floatfmt=".4g") -> str:
     return df.to_markdown(index=False, floatfmt=floatfmt)
 
 
-FLOOR = "data"   # the floor banks' method (stages/floor.py)
+
 
 
 def with_ci(rows: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
