@@ -142,7 +142,7 @@ INHERITED_BY_PAPER_PROFILES = (
     "guidance.teacher.model.depth", "guidance.teacher.model.emb_dim", "guidance.classifier.",
     "guidance.stage1.w_emb_dim", "guidance.eval.classifier_guides",   # classifier guidance: 2-D only
     "oracle.",   # the exact denoiser of the 2-D mixtures: off on images
-    "deck.",     # issue 19's studies (dag_deck.py): 2-D profiles only, no jobs on images
+    "deck.denoising.",   # issue 19's exact denoising study (dag_deck.py): closed-form 2-D data only
     # read on 2-D data only (the toy's feature map and bootstrap; image profiles have one DDGAN seed)
     "evaluation.features.", "evaluation.bootstrap", "ddgan.ablation_seeds",
 )

@@ -67,6 +67,43 @@ class TimeOnlyEps(torch.nn.Module):
         return (x_t - sigma * eps) / alpha, eps
 
 
+class PointwiseEps(torch.nn.Module):
+    """eps = 0.5 tanh(x_t) (1 + t / 1000): nonlinear in x and t, but acting coordinate by coordinate, so a
+    sample's shape cannot matter to anything computed from it."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = schedule
+
+    def forward(self, x_t, t, cond=None):
+        alpha, sigma = self.schedule.alpha_sigma_float(float(t))
+        eps = 0.5 * torch.tanh(x_t) * (1 + float(t) / 1000)
+        return (x_t - sigma * eps) / alpha, eps
+
+
+def test_the_ddim_map_studies_treat_an_image_as_one_sample():
+    """Inversion, consistency and interpolation of (N, C, H, W) images equal the same studies of the
+    flattened (N, C*H*W) rows: per-sample errors and distances reduce over the whole image, and slerp
+    interpolates the flattened latent (the images' shell is |z|^2 / d = 1 over all pixels)."""
+    from trilemma.deck import ddim_map
+    net = PointwiseEps(DDPM)
+    g = torch.Generator().manual_seed(3)
+    x_img = torch.randn(6, 3, 4, 4, generator=g, dtype=torch.float64)
+    flat = x_img.flatten(1)
+    a, b = ddim_map.inversion(net, x_img, 7), ddim_map.inversion(net, flat, 7)
+    assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-12, nan_ok=True) for k in a), (a, b)
+    ta, da = ddim_map.consistency(net, x_img, [5, 20], None)
+    tb, db = ddim_map.consistency(net, flat, [5, 20], None)
+    assert ta.drop(columns="spacing").equals(tb.drop(columns="spacing")) and torch.equal(da[5].flatten(1), db[5])
+    assert float(ta["rms_mean"].iloc[0]) == pytest.approx(float(ta["mean"].iloc[0]) / 48 ** 0.5)
+    z0, z1 = torch.randn(2, 2, 3, 4, 4, generator=g, dtype=torch.float64)
+    pa, pb = ddim_map.interpolation(net, z0, z1, 5, 6), ddim_map.interpolation(net, z0.flatten(1), z1.flatten(1), 5, 6)
+    for kind in ("slerp", "linear"):
+        assert torch.equal(pa[kind][0], pb[kind][0])
+        assert pa[kind][1].shape == (5, 2, 3, 4, 4) and torch.equal(pa[kind][1].flatten(2), pb[kind][1])
+    assert ddim_map.norm_profile(pa).equals(ddim_map.norm_profile(pb))
+
+
 @pytest.mark.parametrize("schedule,grid", [(DDPM, lambda S: sampling_grid(ddim_uniform(1000, S))),
                                            (CosineLogSNRSchedule(), uniform_grid)])
 @pytest.mark.parametrize("c", [(0.0, 0.0), (0.3, -1.2)])
@@ -166,8 +203,20 @@ def test_study_jobs_read_their_own_keys_so_a_step_list_reruns_only_its_job():
     assert "results/toy/models/ddgan_t1000_seed0/model.safetensors" not in den
 
 
-def test_studies_are_off_on_image_profiles_and_when_disabled():
-    assert not [n for n in _jobs(config.load("fashion", root=REPO)) if n.startswith("deck-")]
+@pytest.mark.parametrize("profile", ["ci_images", "fashion", "cifar10"])
+def test_image_profiles_run_the_ddim_map_studies_on_their_unet(profile):
+    """DDIM's map (inversion, consistency, interpolation) on every image profile; the exact denoising study
+    needs a closed-form density, so none there.  The jobs depend on the U-Net and the image scaling."""
+    cfg = config.load(profile, root=REPO)
+    jobs = {n: j for n, j in _jobs(cfg).items() if n.startswith("deck-")}
+    assert sorted(jobs) == ["deck-consistency", "deck-interpolation", "deck-inversion"]
+    for job in jobs.values():
+        assert {"src/trilemma/models/unet.py", "src/trilemma/data/images.py"} <= set(job.deps)
+    students = [d for d in jobs["deck-inversion"].deps if "/models/pd_s" in d and d.endswith(".safetensors")]
+    assert len(students) == len(dag_deck.inversion_students(cfg)) > 0
+
+
+def test_studies_are_off_when_disabled():
     cfg = config.load(root=REPO)
     cfg["deck"]["enabled"] = False
     assert not [n for n in _jobs(cfg) if n.startswith("deck-")] and dag_deck.report_section(cfg, None, None) == []

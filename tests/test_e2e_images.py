@@ -26,8 +26,11 @@ def test_image_outputs_and_metrics(built):
     out = built / "results/ci_images"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/distillation.md",
                 "tables/ddgan.md", "tables/guidance.md", "figures/fid_vs_time.png", "figures/fid_vs_steps.png", "figures/samples.png",
-                "feature_net.json", "reference/cifar10-feature_net.safetensors"]:
+                "feature_net.json", "reference/cifar10-feature_net.safetensors",
+                *[f"{kind}/deck_{study}.{ext}" for study in ("inversion", "consistency", "interpolation")
+                  for kind, ext in (("tables", "md"), ("figures", "png"))]]:
         assert (out / rel).stat().st_size > 0, rel
+    assert "## DDIM inversion (DDIM Table 2 layout)" in (out / "report.md").read_text()   # issue 19 on images
     df = pd.read_csv(out / "metrics.csv")
     assert len(df) == 10 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan", "cfg", "guided_pd"}
     pd_rows = df[df["method"] == "pd"].set_index("model")
@@ -93,4 +96,4 @@ def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
             assert tuple(sorted(outs)) in by_outs and by_outs[tuple(sorted(outs))] in shell, rule
     assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 4, "distill": 3,
                       "guided_stage1": 1, "sample": 10, "evaluate": 10, "collect": 1, "guidance_table": 1,
-                      "report": 1, "all": 1}
+                      "deck": 3, "report": 1, "all": 1}

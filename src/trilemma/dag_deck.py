@@ -4,8 +4,9 @@ study (``trilemma deck-study --study <name>``; ``stages/deck_study.py``), each w
 
 Each job reads only its own ``deck.<study>`` keys (plus the seed and the figure dpi), so changing, say,
 the inversion's step list re-runs that job and the report, nothing else.  Its inputs are the data, the
-models it reads and its code.  On 2-D profiles with ``deck.enabled``; the denoising study needs a
-dataset with a closed-form density (``data/catalog.py``'s ``CLOSED_FORM``: gauss25, ring8).
+models it reads and its code.  On every profile with ``deck.enabled``, points and images alike (DDIM's
+map studies run on any teacher); the denoising study needs a dataset with a closed-form density
+(``data/catalog.py``'s ``CLOSED_FORM``: gauss25, ring8).
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ _COMMON = [*base._DIFFUSION, *base._ARTIFACTS, base.PKG + "stages/deck_study.py"
 _DDIM_MAP = [*base._MODELS, base.PKG + "deck/ddim_map.py", base.PKG + "sampling/ddim.py", base.PKG + "sampling/common.py",
              base.PKG + "sampling/ddim_inversion.py", base.PKG + "sampling/interpolation.py",
              base.PKG + "diffusion/timesteps.py", base.PKG + "diffusion/continuous.py"]
+# Image profiles: the held-out split's scaling, the U-Net and the mosaics (``reporting/images.tile``)
+_IMAGES = [base.PKG + "data/images.py", base.PKG + "models/unet.py", base.PKG + "reporting/images.py"]
 CODE = {
     "inversion": _DDIM_MAP, "consistency": _DDIM_MAP, "interpolation": _DDIM_MAP,
     "denoising": [*base._MODELS, base.PKG + "deck/denoising.py", base.PKG + "sampling/ddgan.py", base.PKG + "sampling/common.py",
@@ -29,13 +32,13 @@ CODE = {
 
 
 def deck_on(cfg: Mapping[str, Any]) -> bool:
-    return cfg["deck"]["enabled"] and base.is_2d(cfg)
+    return cfg["deck"]["enabled"]
 
 
 def studies(cfg: Mapping[str, Any]) -> list[str]:
     if not deck_on(cfg):
         return []
-    return [s for s in STUDIES if s != "denoising" or cfg["data"]["name"] in CLOSED_FORM]
+    return [s for s in STUDIES if s != "denoising" or (cfg["data"]["name"] in CLOSED_FORM and "denoising" in cfg["deck"])]
 
 
 def inversion_students(cfg: Mapping[str, Any]) -> list[int]:
@@ -79,7 +82,7 @@ def deck_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
             "deck", f"deck-{study}",
             ("trilemma", "deck-study", "--profile", cfg["profile"], "--study", study, "--data", data,
              "--models", paths.fmt(paths.ROOT + "/models", profile=cfg["profile"]), "--table", table, "--figure", figure),
-            (data, *model_files, *_COMMON, *CODE[study]), (),
+            (data, *model_files, *_COMMON, *CODE[study], *([] if base.is_2d(cfg) else _IMAGES)), (),
             ("seed", "timing.threads", "report.dpi", f"deck.{study}", *PARAMS.get(study, ())),
             committed=(table, figure)))
     return out

@@ -60,7 +60,7 @@ def inversion(denoiser, x_0: torch.Tensor, steps: int, means: torch.Tensor | Non
     over points), the share of points reconstructed onto another mode (mixtures) and the encoded latents'
     mean |x_T|^2 / d (1 on the Gaussian's shell)."""
     x_T, rec = reconstruct_ddim(denoiser, x_0, grid(denoiser, steps))
-    err = ((rec - x_0) ** 2).mean(1).double()
+    err = ((rec - x_0) ** 2).flatten(1).mean(1).double()
     flipped = (nearest_mode(rec, means) != nearest_mode(x_0, means)).double().mean() if means is not None else math.nan
     return {"steps": steps, "mse": float(err.mean()), "mse_se": float(err.std() / err.numel() ** 0.5),
             "mse_median": float(err.median()), "other_mode": float(flipped),
@@ -84,9 +84,11 @@ def consistency(denoiser, x_T: torch.Tensor, steps: list[int], means: torch.Tens
     spacing = mode_spacing(means) if means is not None else float("nan")
     rows = []
     for s, x in decodes.items():
-        dist = (x - ref).double().norm(dim=1)
+        dist = (x - ref).double().flatten(1).norm(dim=1)
         same = (nearest_mode(x, means) == nearest_mode(ref, means)).double().mean() if means is not None else float("nan")
+        rms = dist / x[0].numel() ** 0.5                  # root-mean-square difference per coordinate (pixel)
         rows.append({"steps": s, "reference": ref_steps, "mean": float(dist.mean()), "std": float(dist.std()),
+                     "rms_mean": float(rms.mean()), "rms_std": float(rms.std()),
                      "mean_rel": float(dist.mean()) / spacing, "std_rel": float(dist.std()) / spacing,
                      "same_mode": float(same), "spacing": spacing})
     return pd.DataFrame(rows), decodes
@@ -95,12 +97,13 @@ def consistency(denoiser, x_T: torch.Tensor, steps: list[int], means: torch.Tens
 # ----------------------------------------------------------------------------- interpolation (Fig. 6)
 def interpolation(denoiser, z0: torch.Tensor, z1: torch.Tensor, num: int, steps: int) -> dict:
     """Decoded paths between the pairs (rows of z0, z1) at ``num`` values of a in [0, 1], spherical and
-    linear: {kind: (latents (num, P, d), decodes (num, P, d))}."""
+    linear: {kind: (flat latents (num, P, d), decodes (num, P, *shape))}; a point or an image per pair."""
     a = torch.linspace(0.0, 1.0, num, dtype=torch.float64)
+    shape = z0.shape[1:]
     out = {}
     for kind, path in (("slerp", slerp), ("linear", lerp)):
-        z = path(z0, z1, a)
-        out[kind] = (z, decode(denoiser, z.reshape(-1, z0.shape[-1]), steps).reshape(z.shape))
+        z = path(z0.flatten(1), z1.flatten(1), a)        # (num, P, d): the paths in the flat latent space
+        out[kind] = (z, decode(denoiser, z.reshape(-1, *shape), steps).reshape(num, -1, *shape))
     return out
 
 
@@ -108,7 +111,7 @@ def norm_profile(paths: dict) -> pd.DataFrame:
     """|z|^2 / d along each kind of path: mean over the pairs at every a (1 on the shell)."""
     rows = []
     for kind, (z, _) in paths.items():
-        n2 = (z.double() ** 2).mean(-1)                  # (num, P)
+        n2 = (z.double() ** 2).flatten(2).mean(-1)       # (num, P)
         a = torch.linspace(0.0, 1.0, z.shape[0], dtype=torch.float64)
         rows += [{"kind": kind, "a": float(a[i]), "norm2": float(n2[i].mean()), "norm2_min": float(n2[i].min())}
                  for i in range(z.shape[0])]

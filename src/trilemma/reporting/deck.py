@@ -1,6 +1,9 @@
 """Tables and figures of the issue-19 studies (``tables/deck_<study>.md``, ``figures/deck_<study>.png``):
 DDIM Table 2 (inversion), Fig. 5 (consistency), Fig. 6 (interpolation) and DDGAN Fig. 2 (the true
-denoising distribution).  Each table ends with the check of the paper's claim, as measured."""
+denoising distribution).  Each table ends with the check of the paper's claim, as measured.
+
+Points and images share the tables; a figure's data panels are drawn by modality, chosen once from the
+batch's shape (:func:`_is_image`): points over the data's density, images as mosaics (DDIM Figs. 5-6)."""
 from __future__ import annotations
 
 import math
@@ -23,6 +26,23 @@ def _pm(mean: float, half: float) -> str:
     return "–" if math.isnan(mean) else f"{mean:.3g} ± {half:.2g}"
 
 
+def _is_image(x) -> bool:
+    return x.dim() > 2
+
+
+def _mosaic(ax, rows: list, title: str) -> None:
+    """One mosaic of float [-1, 1] image batches (n, C, H, W), one batch per row."""
+    import torch
+
+    from trilemma.data.images import to_uint8
+    from trilemma.reporting.images import tile
+    m = tile(to_uint8(torch.cat(rows)), nrow=rows[0].shape[0]).numpy()
+    grey = m.shape[-1] == 1
+    ax.imshow(m[..., 0] if grey else m, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set(xticks=[], yticks=[])
+    ax.set_title(title, fontsize=8)
+
+
 def _background(ax, data) -> None:
     ax.scatter(data[:, 0], data[:, 1], **GREY)
     ax.set_aspect("equal")
@@ -34,15 +54,17 @@ def inversion_table(rows: pd.DataFrame, students: pd.DataFrame, num_points: int)
     grid.columns = [f"S = {c}" for c in grid.columns]
     out = [f"Reconstruction error of DDIM inversion (η = 0 run backwards x_0 → x_T with S steps, decoded with "
            f"the same S steps), mean squared error per coordinate over {num_points} held-out points (the "
-           "`eval` split); DDIM Table 2 layout. The exact denoiser of the data's mixture on the teacher's "
-           "schedule has the discretisation error alone.", "", _md(grid.reset_index(), ".2e"), ""]
+           "`eval` split); DDIM Table 2 layout."
+           + (" The exact denoiser of the data's mixture on the teacher's schedule has the discretisation error alone."
+              if rows["model"].str.contains("oracle").any() else ""), "", _md(grid.reset_index(), ".2e"), ""]
     for value, what, fmt in (("mse_median", "Median squared error per coordinate (the mean's tail is points decoded "
                               "onto another mode):", ".2e"),
                              ("other_mode", "Share of points reconstructed onto another mode:", ".3f"),
                              ("latent_norm2", "Mean |x_T|² / d of the encoded latents (1 on the Gaussian's shell):", ".3f")):
         grid = rows.pivot_table(index="model", columns="steps", values=value, aggfunc="first", sort=False)
         grid.columns = [f"S = {c}" for c in grid.columns]
-        out += [what, "", _md(grid.reset_index(), fmt), ""]
+        if grid.notna().any().any():      # (no modes on images or the swiss roll)
+            out += [what, "", _md(grid.reset_index(), fmt), ""]
     if len(students):
         kind = students["model"].where(~students["model"].str.startswith("pd_s"), "student pd_s<N>, own grid")
         shown = students.assign(kind=kind).pivot_table(index="steps", columns="kind", values="mse", aggfunc="first")
@@ -76,6 +98,12 @@ def inversion_figure(rows: pd.DataFrame, students: pd.DataFrame, x_0, recon, pat
     a.set(xscale="log", yscale="log", xlabel="steps S", ylabel="reconstruction MSE per coordinate",
           title="DDIM inversion (Table 2)")
     a.legend(fontsize=7)
+    if _is_image(x_0):
+        n = min(8, recon.shape[0])
+        _mosaic(b, [x_0[:n], recon[:n]], f"x_0 (top) → encode → decode (bottom), S = {steps}")
+        fig.savefig(path, dpi=dpi, **SAVE)
+        plt.close(fig)
+        return
     _background(b, x_0)
     for p, q in zip(x_0[:300], recon[:300]):
         b.plot([p[0], q[0]], [p[1], q[1]], c="C3", lw=0.5)
@@ -92,12 +120,20 @@ def consistency_table(table: pd.DataFrame, num_points: int, target_steps: int = 
                           f"distance to S={ref}": [_pm(m, s) for m, s in zip(table["mean"], table["std"])],
                           "÷ mode spacing": [_pm(m, s) for m, s in zip(table["mean_rel"], table["std_rel"])],
                           "same mode": table["same_mode"].map(lambda v: f"{v:.3f}")})
-    out = [f"One batch of {num_points} x_T decoded with S steps (DDIM, η = 0): per-point Euclidean distance to the "
-           f"{ref}-step decode of the same x_T, mean ± std, in data units and over the smallest distance between "
-           f"two modes ({table['spacing'].iloc[0]:.3g}); `same mode`: share decoded onto the same nearest mode "
-           "(DDIM Fig. 5, consistency).", "", shown.to_markdown(index=False), ""]
+    if table["spacing"].isna().all():   # no modes (images, the swiss roll): the distance alone
+        shown = shown.iloc[:, :2].assign(**{"RMS per coordinate": [_pm(m, s) for m, s in zip(table["rms_mean"],
+                                                                                              table["rms_std"])]})
+        intro = (f"One batch of {num_points} x_T decoded with S steps (DDIM, η = 0): Euclidean distance of each "
+                 f"decode to the {ref}-step decode of the same x_T, mean ± std, in data units (images: pixels in [-1, 1]), and per coordinate "
+                 "(DDIM Fig. 5, consistency; the figure has one row per x_T).")
+    else:
+        intro = (f"One batch of {num_points} x_T decoded with S steps (DDIM, η = 0): per-point Euclidean distance to the "
+                 f"{ref}-step decode of the same x_T, mean ± std, in data units and over the smallest distance between "
+                 f"two modes ({table['spacing'].iloc[0]:.3g}); `same mode`: share decoded onto the same nearest mode "
+                 "(DDIM Fig. 5, consistency).")
+    out = [intro, "", shown.to_markdown(index=False), ""]
     at = table[table["steps"] == target_steps]
-    if len(at):
+    if len(at) and not table["spacing"].isna().all():
         rel = float(at["mean_rel"].iloc[0])
         out.append(f"**Target: distance at {target_steps} steps < {target} × the mode spacing** — {rel:.3g} × the spacing "
                    + ("— holds." if rel < target else "— does NOT hold."))
@@ -105,6 +141,15 @@ def consistency_table(table: pd.DataFrame, num_points: int, target_steps: int = 
 
 
 def consistency_figure(data, decodes: dict, path, *, dpi: int, points: int) -> None:
+    steps = sorted(decodes)
+    if _is_image(data):   # DDIM Fig. 5: one row per x_T, one column per S
+        fig, ax = plt.subplots(figsize=(0.9 * len(steps) + 1, 0.9 * points + 0.5))
+        import torch
+        _mosaic(ax, [torch.stack([decodes[s][j] for s in steps]) for j in range(points)],
+                "one x_T per row; columns: S = " + ", ".join(map(str, steps)))
+        fig.savefig(path, dpi=dpi, **SAVE)
+        plt.close(fig)
+        return
     fig, ax = plt.subplots(figsize=(5, 5))
     _background(ax, data)
     steps = sorted(decodes)
@@ -128,20 +173,27 @@ def interpolation_table(norms: pd.DataFrame, pairs: int, steps: int, dim: int) -
     shown = pd.DataFrame({"path": mid["kind"], "|z|²/d at the ends": [ends[k] for k in mid["kind"]],
                           "|z|²/d at a = 0.5": mid["norm2"], "min over pairs at a = 0.5": mid["norm2_min"]})
     s, l_ = (float(mid.set_index("kind").loc[k, "norm2"]) for k in ("slerp", "linear"))
+    shell = (f"In d = {dim} the Gaussian's shell is wide (|z|² ~ χ²_{dim}), so the effect is the same factor but less "
+             "decisive than in image dimensions, where |z|²/d concentrates at 1." if dim <= 16 else
+             f"In d = {dim}, |z|²/d concentrates at 1 (standard deviation √(2/d) = {(2 / dim) ** 0.5:.2g}), so the linear "
+             "midpoint lies far off the shell the network was trained on.")
     return "\n".join([
         f"{pairs} pairs of x_T ~ N(0, I) interpolated and decoded with {steps}-step DDIM (η = 0); mean |z|² / d "
-        f"along the path (d = {dim}; a standard Gaussian has E|z|²/d = 1). Figure: the decoded paths over the data.",
+        f"along the path (d = {dim}; a standard Gaussian has E|z|²/d = 1). Figure: the decoded paths"
+        + (" over the data." if dim <= 16 else ", one row per pair."),
         "", _md(shown, ".3f"), "",
         f"**Why slerp (DDIM Sec. 5.3)**: the linear midpoint's squared norm falls to {l_ / s:.2f} of the slerp "
-        f"midpoint's (theory for independent pairs: 1/2). In d = {dim} the Gaussian's shell is wide (|z|² ~ χ²_{dim}), "
-        "so the effect is the same factor but less decisive than in image dimensions, where |z|²/d concentrates at 1."])
+        f"midpoint's (theory for independent pairs: 1/2). " + shell])
 
 
 def interpolation_figure(data, paths: dict, norms: pd.DataFrame, path, *, dpi: int) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
     for ax, kind in zip(axes, ("slerp", "linear")):
-        _background(ax, data)
         _, x = paths[kind]
+        if _is_image(data):   # DDIM Fig. 6: one row per pair, a from 0 to 1 left to right
+            _mosaic(ax, [x[:, j] for j in range(x.shape[1])], f"decoded {kind} paths of x_T (a: 0 → 1)")
+            continue
+        _background(ax, data)
         for j in range(x.shape[1]):
             ax.plot(x[:, j, 0], x[:, j, 1], "-o", ms=2, lw=0.8, color=f"C{j % 10}")
         ax.set_title(f"decoded {kind} paths of x_T", fontsize=9)

@@ -8,7 +8,9 @@
                  generators (DDGAN Sec. 3, Fig. 2)
 
 Settings come from the ``deck`` section of the configuration; the models are read from ``--models``.
-Each study imports only its own modules (``dag_deck.CODE``: a job's code dependencies).
+Each study imports only its own modules (``dag_deck.CODE``: a job's code dependencies).  Points and
+images take the same path: a sample is one row of a batch, whatever its shape (``_held_out`` scales an
+image split to [-1, 1]); only the figures differ (``reporting/deck.py`` draws images as grids).
 """
 from __future__ import annotations
 
@@ -41,23 +43,40 @@ def run(args):
     print(f"wrote {args.table} and {args.figure}")
 
 
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _held_out(data, meta, n: int) -> torch.Tensor:
+    """The first ``n`` samples of the eval split as the models see them (images: uint8 -> [-1, 1])."""
+    x = data["eval"][:n]
+    if meta.get("image"):
+        from trilemma.data.images import to_float
+        x = to_float(x)
+    return x.to(_device())
+
+
 def _generator(cfg, study: str) -> torch.Generator:
     return torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + STUDIES.index(study))
 
 
 def _modes(data, meta):
     """The mode means of a mixture (None: the swiss roll has no modes)."""
-    return data["mode_means"] if meta["dataset"] != "swissroll" else None
+    return data["mode_means"] if "mode_means" in data and meta["dataset"] != "swissroll" else None
 
 
 def _teacher(models: Path):
-    return load_model(models / dag.TEACHER)[0]
+    return _load(models / dag.TEACHER)
+
+
+def _load(model_dir: Path):
+    return load_model(model_dir)[0].to(_device())
 
 
 def inversion(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.deck import ddim_map
     c = cfg["deck"]["inversion"]
-    x_0 = data["eval"][:c["num_points"]]
+    x_0 = _held_out(data, meta, c["num_points"])
     teacher = _teacher(models)
     rows = [(dag.TEACHER, teacher, c["steps"])]
     oracle = ddim_map.oracle_of(data, meta, teacher.schedule)
@@ -66,32 +85,36 @@ def inversion(cfg, data, meta, models: Path, figure: str) -> str:
     means = _modes(data, meta)
     table = ddim_map.inversion_table(rows, x_0, means)
     students = dag_deck.inversion_students(cfg)
-    pd_teacher = load_model(models / dag.PD_TEACHER)[0] if students else None
-    chain = ddim_map.inversion_table([(dag.student(n), load_model(models / dag.student(n))[0], [n]) for n in students]
+    pd_teacher = _load(models / dag.PD_TEACHER) if students else None
+    chain = ddim_map.inversion_table([(dag.student(n), _load(models / dag.student(n)), [n]) for n in students]
                                      + ([(f"{dag.PD_TEACHER} (DDIM)", pd_teacher, students)] if students else []), x_0, means)
     first = min(c["steps"])
     _, recon = ddim_map.reconstruct_ddim(teacher, x_0, ddim_map.grid(teacher, first))
-    show.inversion_figure(table, chain, data["eval"], recon, figure, dpi=cfg["report"]["dpi"], steps=first)
+    show.inversion_figure(table, chain, _held_out(data, meta, len(data["eval"])).cpu(), recon.cpu(), figure,
+                          dpi=cfg["report"]["dpi"], steps=first)
     return show.inversion_table(table, chain, x_0.shape[0])
 
 
 def consistency(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.deck import ddim_map
     c = cfg["deck"]["consistency"]
-    x_T = torch.randn((c["num_points"], data["eval"].shape[1]), generator=_generator(cfg, "consistency"))
-    table, decodes = ddim_map.consistency(_teacher(models), x_T, c["steps"], _modes(data, meta))
-    show.consistency_figure(data["eval"], decodes, figure, dpi=cfg["report"]["dpi"], points=c["figure_points"])
+    x_T = torch.randn((c["num_points"], *data["eval"].shape[1:]), generator=_generator(cfg, "consistency"))
+    table, decodes = ddim_map.consistency(_teacher(models), x_T.to(_device()), c["steps"], _modes(data, meta))
+    show.consistency_figure(_held_out(data, meta, len(data["eval"])).cpu(), {s: x.cpu() for s, x in decodes.items()},
+                            figure, dpi=cfg["report"]["dpi"], points=c["figure_points"])
     return show.consistency_table(table, c["num_points"])
 
 
 def interpolation(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.deck import ddim_map
     c = cfg["deck"]["interpolation"]
-    z = torch.randn((2, c["pairs"], data["eval"].shape[1]), generator=_generator(cfg, "interpolation"))
-    paths = ddim_map.interpolation(_teacher(models), z[0], z[1], c["points"], c["steps"])
+    z = torch.randn((2, c["pairs"], *data["eval"].shape[1:]), generator=_generator(cfg, "interpolation")).to(_device())
+    paths = {k: (l.cpu(), x.cpu()) for k, (l, x) in ddim_map.interpolation(_teacher(models), z[0], z[1], c["points"],
+                                                                          c["steps"]).items()}
     norms = ddim_map.norm_profile(paths)
-    show.interpolation_figure(data["eval"], paths, norms, figure, dpi=cfg["report"]["dpi"])
-    return show.interpolation_table(norms, c["pairs"], c["steps"], z.shape[-1])
+    show.interpolation_figure(_held_out(data, meta, len(data["eval"])).cpu(), paths, norms, figure,
+                              dpi=cfg["report"]["dpi"])
+    return show.interpolation_table(norms, c["pairs"], c["steps"], z[0, 0].numel())
 
 
 def denoising(cfg, data, meta, models: Path, figure: str) -> str:

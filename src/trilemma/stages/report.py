@@ -114,6 +114,7 @@ def run_images(args, cfg, df, device):
     out_dir = Path(args.out).parent
     rel = {k: os.path.relpath(v, out_dir) for k, v in fig.items()}
     teacher = df[df["model"] == dag.TEACHER]   # the DDPM teacher's findings; PD and DDGAN have their sections
+    deck = dag.deck.report_section(cfg, lambda f: Path(f).read_text(), lambda f: os.path.relpath(f, out_dir))  # issue 19
     _write_text(args.out, report.assemble_images(cfg, teacher, table_text, rel, facts)
-                + images.method_sections(cfg, table_text, rel, space))
+                + images.method_sections(cfg, table_text, rel, space) + "\n".join(["", *deck]))
     print(f"wrote {args.out}, {len(table_text)} tables, {len(fig)} figures")
