@@ -167,9 +167,9 @@ def test_true_conditional_is_the_data_at_T1_and_nearly_gaussian_at_T1000():
     w, m, c = one.posterior(x_1, 0.0, -1.0)          # T = 1: q(x_0 | x_1) is the data mixture
     assert (w - 1 / 25).abs().max() < 0.1 / 25 and (m - mix.means).abs().max() < 0.02 and abs(c / mix.std ** 2 - 1) < 1e-3
     phi = FourierFeatures(seed=0, width=64, lengthscale=0.1)
-    far = denoising.summary(denoising.distances(one, None, phi, 4, 800, seed=0)).iloc[0]
+    far = denoising.summary(denoising.distances(one, [], phi, 4, 800, seed=0)).iloc[0]
     many = denoising.exact_chain(mix, denoising.ddgan_schedule_config(DDGAN, 1000))
-    near = denoising.summary(denoising.distances(many, None, phi, 16, 800, seed=0)).iloc[0]
+    near = denoising.summary(denoising.distances(many, [], phi, 16, 800, seed=0)).iloc[0]
     assert far["gaussian"] > 5 * far["floor"]                 # one step: the Gaussian misses the modes
     assert near["gaussian"] < near["floor"] + 3 * near["floor_ci"] + 1e-3   # 1000 steps: as good as a redraw
     idx, x_t = denoising.step_points(many, 64, torch.Generator().manual_seed(4))
@@ -223,3 +223,28 @@ def test_studies_are_off_when_disabled():
     cfg = config.load(root=REPO)
     cfg["data"]["name"] = "swissroll"          # no closed form: no denoising study
     assert dag_deck.studies(cfg) == ["inversion", "consistency", "interpolation"]
+
+
+def test_the_ddpm_step_of_the_exact_denoiser_has_the_true_conditionals_mean():
+    """(c) of the denoising study: the DDPM step is q(x_(i-1) | x_t, x_0 = x̂_0), linear in x_0, so with the
+    exact x̂_0 = E[x_0 | x_t] its mean is the true conditional's mean E[x_(i-1) | x_t] (the best Gaussian's),
+    exactly at the last step (no noise) and within Monte Carlo error before it; its variance is the
+    posterior's c alone, below the true conditional's.  The teacher's time with the chain's noise level is
+    the chain's own index when the two schedules are the same."""
+    from trilemma.sampling.ddgan import ChainTable
+    mix = toy()
+    chain = denoising.exact_chain(mix, denoising.ddgan_schedule_config(DDGAN, 4))
+    table = ChainTable(chain.schedule)
+    g = torch.Generator().manual_seed(5)
+    for i in range(4):
+        assert denoising.teacher_time(chain.schedule, chain.schedule, i) == pytest.approx(i, abs=1e-9)
+        x_t = denoising.step_points_at(chain, i, 1, g)[0]
+        mean, cov = denoising.best_gaussian(chain, x_t, i)
+        draws = denoising.ddpm_conditional(chain, table, float(i), x_t, i, 4000, g)
+        _, _, c = chain.posterior(x_t.reshape(1, -1), float(i), float(i - 1))
+        if i == 0:
+            assert torch.allclose(draws, mean.expand_as(draws).double(), atol=1e-5)
+        else:
+            se = (c ** 0.5) / 4000 ** 0.5
+            assert (draws.mean(0) - mean).abs().max() < 4 * se, (i, draws.mean(0), mean)
+            assert draws.var(0).mean() == pytest.approx(c, rel=0.1) and float(torch.trace(cov)) / 2 >= c

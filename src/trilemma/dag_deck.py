@@ -47,15 +47,18 @@ def inversion_students(cfg: Mapping[str, Any]) -> list[int]:
     return [n for n in cfg["deck"]["inversion"]["students"] if n in chain]
 
 
-def denoising_generators(cfg: Mapping[str, Any]) -> dict[int, str]:
-    """{T: the DDGAN of the ablation with T steps and the first training seed} for T of ``deck.denoising.steps``."""
-    seed = cfg["ddgan"]["seeds"][0]
-    return {T: paths.gan_model("ddgan", seed, T) for T in cfg["deck"]["denoising"]["steps"] if T in cfg["ddgan"]["steps"]}
+def denoising_generators(cfg: Mapping[str, Any]) -> dict[int, list[str]]:
+    """{T: the DDGANs of the ablation with T steps, one per training seed (``ddgan.ablation_seeds``)} for T of
+    ``deck.denoising.steps``."""
+    d = cfg["ddgan"]
+    seeds = d["seeds"][:d["ablation_seeds"]]
+    return {T: [paths.gan_model("ddgan", seed, T) for seed in seeds]
+            for T in cfg["deck"]["denoising"]["steps"] if T in d["steps"]}
 
 
 def models(cfg: Mapping[str, Any], study: str) -> list[str]:
-    if study == "denoising":
-        return list(denoising_generators(cfg).values())
+    if study == "denoising":   # the generators, and the DDPM teacher whose Gaussian step is compared
+        return [base.TEACHER, *(m for ms in denoising_generators(cfg).values() for m in ms)]
     if study == "inversion" and inversion_students(cfg):
         return [base.TEACHER, base.PD_TEACHER, *(base.student(n) for n in inversion_students(cfg))]
     return [base.TEACHER]
@@ -64,7 +67,7 @@ def models(cfg: Mapping[str, Any], study: str) -> list[str]:
 # Keys a study reads besides its own section.  Which students and generators it loads (distill.start_steps /
 # final_steps, ddgan.steps / seeds) is in its inputs, the model files, so adding a DDGAN T the study does not
 # use re-runs nothing here.
-PARAMS = {"denoising": ("evaluation.features", "ddgan.schedule")}
+PARAMS = {"denoising": ("evaluation.features", "ddgan.schedule", "ddgan.ablation_seeds")}
 
 
 def outputs(cfg: Mapping[str, Any], study: str) -> tuple[str, str]:

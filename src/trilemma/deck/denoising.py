@@ -6,14 +6,17 @@ Gaussian mixture the true conditional is closed-form (``diffusion/oracle.py``: :
 a mixture with the component means c_k and the shared variance c of Kingma et al. 2021, Eq. 2-3), so
 the claim is measured rather than drawn.  For each T, on DDGAN's discretisation of its VP SDE
 (``diffusion/schedules.py``: :func:`vp_sde_betas`, the same alphas as the DDGAN generators' chains) and
-for x_t ~ q(x_t) at each denoising step (steps spread evenly over the chain), three conditionals are
+for x_t ~ q(x_t) at each denoising step (steps spread evenly over the chain), these conditionals are
 drawn:
 
 - the truth, x_{t-1} ~ q(x_{t-1} | x_t);
 - (a) the best single Gaussian: the true conditional's mean and covariance (moment matching minimises
   KL(q || N) over Gaussians), c I + sum_k w_k (c_k - m)(c_k - m)^T around m = sum_k w_k c_k;
 - (b) DDGAN's implicit conditional p(x_{t-1} | x_t) = int p(z) q(x_{t-1} | x_t, x_0 = G(x_t, z, t)) dz
-  (DDGAN Eq. 8-9; ``sampling/ddgan.py``: :func:`posterior_sample`);
+  (DDGAN Eq. 8-9; ``sampling/ddgan.py``: :func:`posterior_sample`), for each training seed of the T;
+- (c) the trained DDPM teacher's Gaussian step respaced to the T-step chain: q(x_{t-1} | x_t, x_0 = x̂_0(x_t)),
+  x̂_0 the teacher's prediction at the same noise level (DDPM Eq. 6-7 with σ² = β̃ on the respaced
+  chain, the step improved DDPM's respacing takes); a Gaussian with the teacher's mean, so at best (a);
 
 and each is compared with the truth by the toy's headline distance (the Fréchet distance in random
 Fourier features, ``evaluation/features2d.py``), beside the floor: a second draw of the truth.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -30,7 +34,7 @@ from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.evaluation.fidelity import frechet_distance
 from trilemma.sampling.ddgan import ChainTable, posterior_sample
 
-VARIANTS = ("gaussian", "ddgan", "floor")
+VARIANTS = ("gaussian", "ddgan", "ddpm", "floor")
 
 
 def ddgan_schedule_config(ddgan_schedule: dict, steps: int) -> dict:
@@ -90,28 +94,57 @@ def ddgan_conditional(generator_denoiser, table: ChainTable, x_t: torch.Tensor, 
     return posterior_sample(table, x0, x, t, noise).double()
 
 
-def draws(oracle, gen, x_t: torch.Tensor, i: int, num: int, generator) -> dict[str, torch.Tensor]:
-    """The truth and every compared conditional at one (i, x_t); ``gen`` = (denoiser, table, nz) or None."""
+def teacher_time(teacher_schedule: DiscreteSchedule, chain_schedule: DiscreteSchedule, i: int) -> float:
+    """The teacher's continuous time with the chain's noise level at index i: log ᾱ matched by linear
+    interpolation over the teacher's steps (log ᾱ falls monotonically)."""
+    target = float(chain_schedule.log_alpha_bar(float(i)))
+    own = teacher_schedule.log_alpha_bar(torch.arange(teacher_schedule.num_steps, dtype=torch.float64))
+    return float(np.interp(-target, (-own).numpy(), np.arange(teacher_schedule.num_steps, dtype=np.float64)))
+
+
+@torch.no_grad()
+def ddpm_conditional(teacher, table: ChainTable, t_teacher: float, x_t: torch.Tensor, i: int, num: int,
+                     generator) -> torch.Tensor:
+    """``num`` draws of the teacher's Gaussian step from x_i = x_t on the T-step chain: x̂_0 from the
+    teacher at its time ``t_teacher`` (same noise level), then q(x_{i-1} | x_t, x̂_0) (its mean at the last step)."""
+    x = x_t.reshape(1, -1).expand(num, -1).float()
+    x0, _ = teacher(x, t_teacher)
+    noise = torch.randn(x.shape, generator=generator) if i > 0 else torch.zeros_like(x)
+    return posterior_sample(table, x0, x, torch.full((num,), i, dtype=torch.long), noise).double()
+
+
+def draws(oracle, gens: list, x_t: torch.Tensor, i: int, num: int, generator, teacher=None) -> dict[str, torch.Tensor]:
+    """The truth and every compared conditional at one (i, x_t); ``gens``: (denoiser, table, nz) per DDGAN
+    training seed (``ddgan`` holds the first seed's draws, ``ddgan<k>`` the k-th's); ``teacher``:
+    (denoiser, table) of the DDPM teacher or None."""
     out = {"truth": true_conditional(oracle, x_t, i, num, generator),
            "gaussian": gaussian_draws(*best_gaussian(oracle, x_t, i), num, generator),
            "floor": true_conditional(oracle, x_t, i, num, generator)}
-    if gen is not None:
-        out["ddgan"] = ddgan_conditional(gen[0], gen[1], x_t, i, num, gen[2], generator)
+    for k, gen in enumerate(gens):
+        out["ddgan" if k == 0 else f"ddgan{k}"] = ddgan_conditional(gen[0], gen[1], x_t, i, num, gen[2], generator)
+    if teacher is not None:
+        t = teacher_time(teacher[0].schedule, oracle.schedule, i)
+        out["ddpm"] = ddpm_conditional(teacher[0], teacher[1], t, x_t, i, num, generator)
     return out
 
 
-def distances(oracle, gen, phi, num_points: int, num_samples: int, seed: int) -> pd.DataFrame:
-    """One row per x_t: T, step i, and the distance of each conditional to the truth."""
+def distances(oracle, gens: list, phi, num_points: int, num_samples: int, seed: int, teacher=None) -> pd.DataFrame:
+    """One row per (x_t, DDGAN seed): T, step i, the seed's index, and the distance of each conditional to
+    the truth (the seed-independent ones repeated on every seed's row; one row, seed 0, without DDGANs)."""
     g = torch.Generator().manual_seed(seed)
     idx, x_t = step_points(oracle, num_points, g)
     rows = []
     for i, x in zip(idx.tolist(), x_t):
-        d = draws(oracle, gen, x, i, num_samples, g)
+        d = draws(oracle, gens, x, i, num_samples, g, teacher)
         truth = phi(d["truth"])
-        rows.append({"T": oracle.schedule.num_steps, "step": i,
-                     **{v: frechet_distance(phi(d[v]), truth) if v in d else math.nan for v in VARIANTS},
-                     **{f"modes_{k}": effective_modes(d[k], oracle.mixture.means) if k in d else math.nan
-                        for k in ("truth", "ddgan")}})
+        common = {"T": oracle.schedule.num_steps, "step": i,
+                  **{v: frechet_distance(phi(d[v]), truth) if v in d else math.nan for v in VARIANTS if v != "ddgan"},
+                  "modes_truth": effective_modes(d["truth"], oracle.mixture.means)}
+        for k in range(max(len(gens), 1)):
+            key = "ddgan" if k == 0 else f"ddgan{k}"
+            rows.append({**common, "seed_index": k,
+                         "ddgan": frechet_distance(phi(d[key]), truth) if key in d else math.nan,
+                         "modes_ddgan": effective_modes(d[key], oracle.mixture.means) if key in d else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -123,15 +156,18 @@ def effective_modes(x: torch.Tensor, means: torch.Tensor) -> float:
 
 
 def summary(rows: pd.DataFrame, by: tuple[str, ...] = ("T",)) -> pd.DataFrame:
-    """Per T (or per ``by``): mean and 1.96 standard errors over the x_t points of each distance."""
+    """Per T (or per ``by``): mean and 1.96 standard errors over the x_t points of each distance; DDGAN's
+    over every (x_t, seed) row, with ``ddgan_seeds`` the per-seed means (the seeds' spread)."""
     out = []
     for key, part in rows.groupby(list(by)):
-        row = {**dict(zip(by, (int(k) for k in key))), "points": len(part)}
+        first = part[part["seed_index"] == 0]
+        row = {**dict(zip(by, (int(k) for k in key))), "points": len(first)}
         for v in VARIANTS:
-            x = part[v].dropna()
+            x = (part if v == "ddgan" else first)[v].dropna()
             row[v] = float(x.mean()) if len(x) else math.nan
             row[f"{v}_ci"] = float(1.96 * x.std() / math.sqrt(len(x))) if len(x) > 1 else math.nan
-        row.update({c: float(part[c].mean()) for c in ("modes_truth", "modes_ddgan")})
+        row["ddgan_seeds"] = [float(m) for m in part.groupby("seed_index")["ddgan"].mean().dropna()]
+        row.update({"modes_truth": float(first["modes_truth"].mean()), "modes_ddgan": float(part["modes_ddgan"].mean())})
         out.append(row)
     return pd.DataFrame(out)
 

@@ -207,23 +207,32 @@ def interpolation_figure(data, paths: dict, norms: pd.DataFrame, path, *, dpi: i
 
 
 # ----------------------------------------------------------------------------- the true denoising distribution
-def denoising_table(summary: pd.DataFrame, rows: pd.DataFrame, distance: str, num_samples: int) -> str:
+def _seeds(values: list) -> str:
+    return " / ".join(f"{v:.3g}" for v in values) if values else "–"
+
+
+def denoising_table(summary: pd.DataFrame, rows: pd.DataFrame, distance: str, num_samples: int, seeds: int = 1) -> str:
     shown = pd.DataFrame({
         "T": summary["T"], "x_t points": summary["points"],
         "(a) best Gaussian": [_pm(m, c) for m, c in zip(summary["gaussian"], summary["gaussian_ci"])],
         "(b) DDGAN": [_pm(m, c) for m, c in zip(summary["ddgan"], summary["ddgan_ci"])],
+        "(b) per seed": summary["ddgan_seeds"].map(_seeds),
+        "(c) teacher's DDPM step": [_pm(m, c) for m, c in zip(summary["ddpm"], summary["ddpm_ci"])],
         "floor (truth vs truth)": [_pm(m, c) for m, c in zip(summary["floor"], summary["floor_ci"])],
         "modes: truth": summary["modes_truth"].map(lambda v: f"{v:.2f}"),
         "modes: DDGAN": summary["modes_ddgan"].map(lambda v: "–" if math.isnan(v) else f"{v:.2f}")})
     steps = denoising_summary_by_step(rows)
     per_step = pd.DataFrame({"T": steps["T"], "step i": steps["step"], "x_t points": steps["points"],
                              **{k: [_pm(m, c) for m, c in zip(steps[v], steps[f"{v}_ci"])]
-                                for k, v in (("(a) best Gaussian", "gaussian"), ("(b) DDGAN", "ddgan"), ("floor", "floor"))},
+                                for k, v in (("(a) best Gaussian", "gaussian"), ("(b) DDGAN", "ddgan"),
+                                             ("(c) DDPM step", "ddpm"), ("floor", "floor"))},
                              "modes: truth": steps["modes_truth"].map(lambda v: f"{v:.2f}"),
                              "modes: DDGAN": steps["modes_ddgan"].map(lambda v: "–" if math.isnan(v) else f"{v:.2f}")})
     out = [f"Distance from the true q(x_(t-1) | x_t) (exact, the data's mixture on DDGAN's discretised VP SDE) to "
-           f"(a) the moment-matched Gaussian and (b) the DDGAN generator's conditional (ddgan_t<T>, first training "
-           f"seed), {distance}, {num_samples} draws each; mean ± 1.96 SE over x_t ~ q(x_t), the steps of each chain "
+           f"(a) the moment-matched Gaussian, (b) the DDGAN generators' conditional (ddgan_t<T>, {seeds} training "
+           "seed(s): pooled over seeds, and each seed's mean) and (c) the trained DDPM teacher's Gaussian step "
+           "respaced to the T-step chain (σ² = β̃, its x̂_0 at the same noise level), "
+           f"{distance}, {num_samples} draws each; mean ± 1.96 SE over x_t ~ q(x_t), the steps of each chain "
            "equally represented. `modes`: exp(entropy) of the draws' nearest-mode histogram (DDGAN Sec. 3, Fig. 2).",
            "", shown.to_markdown(index=False), "", "Per denoising step (index i: x_i → x_(i-1); i = 0 ends at the data):",
            "", per_step.to_markdown(index=False), ""]
@@ -236,14 +245,22 @@ def denoising_table(summary: pd.DataFrame, rows: pd.DataFrame, distance: str, nu
     for T in few:
         if not math.isnan(s.loc[T, "ddgan"]):
             out.append(f"- T={T}: all steps {_verdict(s.loc[T])}; the last step (i = 0) {_verdict(last.loc[T])}.")
+    if not s["ddpm"].isna().all():
+        out += ["", "**DDGAN's point in practice: its conditional against the Gaussian step a DDPM sampler takes "
+                "with the same T** ((c) vs (b)):"]
+        out += [f"- T={T}: all steps {_verdict(s.loc[T], 'ddpm', 'ddgan')}; the last step (i = 0) "
+                f"{_verdict(last.loc[T], 'ddpm', 'ddgan')}." for T in few if not math.isnan(s.loc[T, "ddgan"])]
     return "\n".join(out)
 
 
-def _verdict(row) -> str:
-    """(a) vs (b) of one summary row, a difference inside the summed 95% half-widths being a tie."""
-    a, ca, b, cb = (row[k] for k in ("gaussian", "gaussian_ci", "ddgan", "ddgan_ci"))
-    v = ("DDGAN closer" if b + cb < a - ca else "the Gaussian closer" if a + ca < b - cb else "a tie within the error bars")
-    return f"(a) {a:.3g} ± {ca:.2g} vs (b) {b:.3g} ± {cb:.2g}: {v}"
+def _verdict(row, first: str = "gaussian", second: str = "ddgan") -> str:
+    """(a) vs (b) (or ``first`` vs ``second``) of one summary row, a difference inside the summed 95%
+    half-widths being a tie."""
+    names = {"gaussian": ("a", "the Gaussian"), "ddgan": ("b", "DDGAN"), "ddpm": ("c", "the DDPM step")}
+    a, ca, b, cb = (row[k] for k in (first, f"{first}_ci", second, f"{second}_ci"))
+    (la, na), (lb, nb) = names[first], names[second]
+    v = (f"{nb} closer" if b + cb < a - ca else f"{na} closer" if a + ca < b - cb else "a tie within the error bars")
+    return f"({la}) {a:.3g} ± {ca:.2g} vs ({lb}) {b:.3g} ± {cb:.2g}: {v}"
 
 
 def denoising_summary_by_step(rows: pd.DataFrame) -> pd.DataFrame:
@@ -265,12 +282,15 @@ def denoising_figure(panels: list[dict], path, *, dpi: int) -> None:
             d = p["draws"]
             ax.scatter(d["truth"][:, 0], d["truth"][:, 1], s=2, c="0.3", label="true q(x_(t-1) | x_t)")
             ax.scatter(d["gaussian"][:, 0], d["gaussian"][:, 1], s=2, c="C0", alpha=0.3, label="best Gaussian")
+            if "ddpm" in d:
+                ax.scatter(d["ddpm"][:, 0], d["ddpm"][:, 1], s=2, c="C2", alpha=0.3, label="teacher's DDPM step")
             if "ddgan" in d:
-                ax.scatter(d["ddgan"][:, 0], d["ddgan"][:, 1], s=2, c="C1", alpha=0.5, label="DDGAN")
+                ax.scatter(d["ddgan"][:, 0], d["ddgan"][:, 1], s=2, c="C1", alpha=0.5, label="DDGAN (seed 0)")
             ax.set_title(p["title"], fontsize=8)
             ax.set_aspect("equal", adjustable="datalim")
     axes[0, 0].legend(fontsize=6, markerscale=3)
-    fig.suptitle("The last denoising step x_0 | x_(t_1) for T steps (DDGAN Fig. 2): truth, best Gaussian, DDGAN", fontsize=10)
+    fig.suptitle("The last denoising step x_0 | x_(t_1) for T steps (DDGAN Fig. 2): truth, best Gaussian, "
+                 "the teacher's DDPM step, DDGAN", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi, **SAVE)
     plt.close(fig)

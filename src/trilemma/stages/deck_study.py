@@ -126,22 +126,25 @@ def denoising(cfg, data, meta, models: Path, figure: str) -> str:
     mixture = GaussianMixture.from_data(data, meta)
     phi = toy_features(cfg["evaluation"]["features"], meta["dataset"], meta["params"])
     generators = dag_deck.denoising_generators(cfg)
+    teacher_net = load_model(models / dag.TEACHER)[0]
     rows, panels = [], []
     for T in c["steps"]:
         schedule = exact.ddgan_schedule_config(cfg["ddgan"]["schedule"], T)
         oracle = exact.exact_chain(mixture, schedule)
-        gen = None
-        if T in generators:
-            den, info = load_model(models / generators[T])
+        gens = []
+        for name in generators.get(T, []):
+            den, info = load_model(models / name)
             if info["schedule"] != schedule:
-                raise config.ConfigError(f"{generators[T]} was trained on {info['schedule']}, not {schedule}: re-train it")
-            gen = (den, ChainTable(den.schedule), info["model"]["nz"])
-        rows.append(exact.distances(oracle, gen, phi, c["num_points"], c["num_samples"], cfg["seed"]))
+                raise config.ConfigError(f"{name} was trained on {info['schedule']}, not {schedule}: re-train it")
+            gens.append((den, ChainTable(den.schedule), info["model"]["nz"]))
+        teacher = (teacher_net, ChainTable(oracle.schedule))
+        rows.append(exact.distances(oracle, gens, phi, c["num_points"], c["num_samples"], cfg["seed"], teacher))
         g = _generator(cfg, "denoising")   # the same x_0 and noise at every T: x_t at each T's first step
         for j, x in enumerate(exact.step_points_at(oracle, 0, c["figure_points"], g)):
-            panels.append({"T": T, "draws": exact.draws(oracle, gen, x, 0, c["num_samples"], g),
+            panels.append({"T": T, "draws": exact.draws(oracle, gens[:1], x, 0, c["num_samples"], g, teacher),
                            "title": f"T = {T}, x_t #{j + 1}"})
     import pandas as pd
     rows = pd.concat(rows, ignore_index=True)
     show.denoising_figure(panels, figure, dpi=cfg["report"]["dpi"])
-    return show.denoising_table(exact.summary(rows), rows, phi.name, c["num_samples"])
+    return show.denoising_table(exact.summary(rows), rows, phi.name, c["num_samples"],
+                                seeds=len(next(iter(generators.values()), [])))
