@@ -31,7 +31,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from trilemma import config, dag
+from trilemma import config, dag, paths
 from trilemma.sampling import registry
 
 RK45_NFE = 140   # DDGAN Table 1, "Probability Flow (VP)" on CIFAR-10
@@ -46,9 +46,9 @@ def nfe(spec: str) -> int:
 
 def model_preset(cfg: dict, model: str) -> str:
     """The U-Net preset whose sampling speed stands for ``model``'s forwards."""
-    if model == dag.TEACHER or model.startswith("ddgan"):
+    if model == dag.TEACHER or paths.parse_gan_model(model):
         return cfg["teacher"]["model"]["unet"]["preset"]
-    if model in (dag.PD_TEACHER,) or model.startswith("pd_s"):
+    if model == dag.PD_TEACHER or (dag.parse_student(model) or ("",))[0] == "distill":
         return cfg["distill"]["teacher"]["model"]["unet"]["preset"]
     return cfg["guidance"]["teacher"]["model"]["unet"]["preset"]
 

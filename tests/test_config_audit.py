@@ -90,7 +90,8 @@ def run_job(job: dag.Job, monkeypatch) -> set[str]:
 
 def fake_metrics(real: dict, bank: str) -> dict:
     """The oracle bank's metrics relabelled as ``bank``'s (its spec's fields, label and NFE)."""
-    model, spec = bank.split("/")
+    b = paths.Bank.parse(bank)
+    model, spec = b.model, b.spec
     row = {**real, "model": model, "spec": spec, "train_seed": 0, "round": None}
     if model == dag.FLOOR:
         return {**row, "method": "data", "sampler": "fresh draw of the data"}
@@ -120,14 +121,12 @@ def test_every_job_declares_the_keys_it_reads(ci_workspace, monkeypatch):
     real = json.loads(Path(jobs[run[3]].outs[0]).read_text())
     oracle_file = jobs[run[2]].outs[0]
     for bank in dag.bank_ids(cfg):
-        model, spec = bank.split("/")
-        out = Path(paths.fmt(paths.BANK_METRICS, profile=p, model=model, spec=spec))
+        out = Path(paths.Bank.parse(bank).path(paths.BANK_METRICS, p))
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(fake_metrics(real, bank)))
     for bank in cfg["report"]["sample_panels"]:
-        model, spec = bank.split("/")
-        target = Path(paths.fmt(paths.BANK, profile=p, model=model, spec=spec))
+        target = Path(paths.Bank.parse(bank).path(paths.BANK, p))
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(oracle_file, target)

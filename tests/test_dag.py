@@ -1,9 +1,10 @@
 """The two front-ends describe one DAG: same stages, same outputs, same commands."""
+import pytest
 import yaml
 
 from conftest import REPO, run_cmd
 from dagtools import dvc_stages, snakemake_plan, use_profile_as_params
-from trilemma import config, dag
+from trilemma import config, dag, paths
 from trilemma.stages.dvc_yaml import render
 
 
@@ -77,3 +78,21 @@ def test_gan_jobs_one_per_T_and_seed_with_code_at_the_right_grain():
     for bank in dag.gan_bank_ids(cfg):
         assert f"results/toy/metrics/{bank}.json" in jobs["collect"].deps
     assert "results/toy/tables/ddgan.md" in jobs["report"].committed
+
+
+@pytest.mark.parametrize("profile", ["toy", "ci", "ci_images", "cifar10"])
+def test_ids_round_trip_through_their_one_parse(profile):
+    """Issue 16: a bank id <model>/<spec> and a student id <chain prefix>_s<N> are built and split in one
+    place each (paths.Bank, dag_base.student / parse_student); every id of a profile's grid round-trips."""
+    cfg = config.load(profile, root=REPO)
+    for bank_id in dag.bank_ids(cfg) + list(cfg["report"]["sample_panels"]):
+        bank = paths.Bank.parse(bank_id)
+        assert bank.id == bank_id and paths.Bank(bank.model, bank.spec) == bank
+    for chain in dag.CHAIN_PREFIX:
+        for n in dag.student_steps(cfg, chain):
+            assert dag.parse_student(dag.student(n, chain)) == (chain, n)
+    for other in (dag.TEACHER, dag.PD_TEACHER, "pd_s", "pd_sx", "guided_w", "ddgan_t4_seed0", "xpd_s4"):
+        assert dag.parse_student(other) is None, other
+    for bad in ("teacher_ddpm", "a/b/c", "/ddim", "teacher_ddpm/"):
+        with pytest.raises(ValueError):
+            paths.Bank.parse(bad)

@@ -23,7 +23,8 @@ from trilemma.data.catalog import is_image_profile
 from trilemma.dag_base import (  # noqa: F401  (re-exported: dag.Job, dag.CODE, dag.round_jobs, ...)
     _ARTIFACTS, _DIFFUSION, _MODELS, CFG_TEACHER, CHAIN_PREFIX, CLASSIFIER, CODE, CODE_IMAGES, GUIDED_ROUND_PARAMS,
     GUIDED_STUDENT, IMAGE_VERBS, PD_TEACHER, PKG, TEACHER, Job, code, fmt_num, is_2d, model_dir, model_files,
-    round_jobs, round_key, round_updates_key, sample_specs, sampler_family, spec_id, student, student_steps, verb)
+    parse_student, round_jobs, round_key, round_updates_key, sample_specs, sampler_family, spec_id, student, student_steps,
+    verb)
 from trilemma.sampling import registry
 
 
@@ -76,7 +77,8 @@ def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def is_distill_bank(bank: str) -> bool:
-    return bank.split("/")[0] == PD_TEACHER or bank.startswith("pd_s")
+    model = paths.Bank.parse(bank).model
+    return model == PD_TEACHER or (parse_student(model) or ("",))[0] == "distill"
 
 
 # the config keys each sampler family's sample jobs read, besides the bank's own (the registry's entries)
@@ -132,8 +134,8 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out += oracle.oracle_jobs(cfg, data)
     banks = []
     for bank_id in bank_ids(cfg):
-        model_name, spec = bank_id.split("/")
-        bank_jobs = sample_and_evaluate(cfg, model_name, spec, data, eval_argv, eval_deps)
+        bank = paths.Bank.parse(bank_id)
+        bank_jobs = sample_and_evaluate(cfg, bank.model, bank.spec, data, eval_argv, eval_deps)
         out += bank_jobs
         banks.append((bank_jobs[0].outs[0], bank_jobs[1].outs[0]))
 
@@ -146,7 +148,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     table_jobs += deck.deck_jobs(cfg, data)      # issue 19: DDIM as a map, DDGAN's denoising distribution (dag_deck.py)
     out += table_jobs
 
-    panel_banks = [paths.fmt(paths.BANK, profile=p, model=b.split("/")[0], spec=b.split("/")[1])
+    panel_banks = [paths.Bank.parse(b).path(paths.BANK, p)
                    for b in cfg["report"]["sample_panels"]]
     out.append(Job(
         "report", "report",
@@ -176,7 +178,7 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
                     (data, *CODE["floor"]), (bank,), ("seed",))
         return [floor, evaluate_job(cfg, model_name, spec, bank, data, eval_argv, eval_deps)]
     fam = sampler_family(spec)
-    count = "distill.eval.num_samples" if is_distill_bank(f"{model_name}/{spec}") else "sampling.num_samples"
+    count = "distill.eval.num_samples" if is_distill_bank(paths.Bank(model_name, spec).id) else "sampling.num_samples"
     sample_argv, sample_deps, eval_argv, eval_deps = (), (), tuple(eval_argv), tuple(eval_deps)
     if fam in guidance.GUIDED_FAMILIES:
         count = "guidance.eval.num_samples"

@@ -9,6 +9,7 @@ whole DAG without torch (tests/test_imports.py).
 """
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -149,7 +150,19 @@ def student_steps(cfg: Mapping[str, Any], chain: str = "distill") -> list[int]:
 
 
 def student(steps: int, chain: str = "distill") -> str:
+    """The model id of a chain's N-step student (``pd_s<N>``, ``guided_s<N>``); :func:`parse_student` reads it."""
     return f"{CHAIN_PREFIX[chain]}_s{steps}"
+
+
+_STUDENT = re.compile(r"^(" + "|".join(CHAIN_PREFIX.values()) + r")_s(\d+)$")
+
+
+def parse_student(model: str) -> tuple[str, int] | None:
+    """(chain, N) of a student's model id (``pd_s4`` -> (``distill``, 4)), else None."""
+    m = _STUDENT.match(model)
+    if not m:
+        return None
+    return next(c for c, prefix in CHAIN_PREFIX.items() if prefix == m[1]), int(m[2])
 
 
 def round_key(cfg: Mapping[str, Any], field: str, steps: int, chain: str = "distill") -> str:

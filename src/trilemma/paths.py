@@ -7,6 +7,7 @@ DVC-cached and gitignored; ``metrics.csv``, ``tables/``, ``figures/`` and ``repo
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = "results/{profile}"
@@ -38,6 +39,31 @@ def fmt(pattern: str, **wildcards) -> str:
 
 def resume_dir(profile: str, model: str) -> Path:
     return Path(RESUME_DIR.format(profile=profile, model=model))
+
+
+# ----------------------------------------------------------------------------- sample-bank ids
+@dataclass(frozen=True)
+class Bank:
+    """A sample bank: a model and one of its sampler spec ids (``sampling/registry.py``), written
+    ``<model>/<spec>`` (metrics.csv's model and spec columns, the config's panel lists).  The one place
+    that builds (:attr:`id`) and splits (:meth:`parse`) that string."""
+    model: str
+    spec: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}/{self.spec}"
+
+    @classmethod
+    def parse(cls, bank_id: str) -> "Bank":
+        model, sep, spec = bank_id.partition("/")
+        if not (sep and model and spec) or "/" in spec:
+            raise ValueError(f"not a bank id <model>/<spec>: {bank_id!r}")
+        return cls(model, spec)
+
+    def path(self, pattern: str, profile: str) -> str:
+        """``BANK`` or ``BANK_METRICS`` of this bank."""
+        return fmt(pattern, profile=profile, model=self.model, spec=self.spec)
 
 
 # ----------------------------------------------------------------------------- GAN model ids

@@ -66,7 +66,9 @@ def inversion_table(rows: pd.DataFrame, students: pd.DataFrame, num_points: int)
         if grid.notna().any().any():      # (no modes on images or the swiss roll)
             out += [what, "", _md(grid.reset_index(), fmt), ""]
     if len(students):
-        kind = students["model"].where(~students["model"].str.startswith("pd_s"), "student pd_s<N>, own grid")
+        from trilemma.dag_base import parse_student
+        is_student = students["model"].map(lambda m: parse_student(m) is not None)
+        kind = students["model"].where(~is_student, "student pd_s<N>, own grid")
         shown = students.assign(kind=kind).pivot_table(index="steps", columns="kind", values="mse", aggfunc="first")
         flips = students.assign(kind=kind).pivot_table(index="steps", columns="kind", values="other_mode", aggfunc="first")
         shown = shown.join(flips.add_suffix(": other mode"))

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from trilemma import paths  # noqa: E402
 from trilemma.dag import FLOOR  # noqa: E402
 
 SAVE = {"bbox_inches": "tight", "metadata": {"Software": None}}
@@ -90,7 +91,7 @@ def trilemma_chart(df: pd.DataFrame, bank_ids: list[str], path, *, dpi: int, dev
     keyed = df.assign(bank=df["model"] + "/" + df["spec"])
     gan_like = keyed["method"].isin(list(GAN_LABELS))
     heads = keyed[keyed["bank"].isin(bank_ids) & ~gan_like]
-    gans = keyed[gan_like & keyed["spec"].isin({b.split("/")[1] for b in bank_ids} | {"gan", "wgan_gp"})]
+    gans = keyed[gan_like & keyed["spec"].isin({paths.Bank.parse(b).spec for b in bank_ids} | {"gan", "wgan_gp"})]
     gans = gans.groupby("sampler", as_index=False)[["time_per_100_s", "fd", "coverage_jsd", "nfe"]].mean()
     points = pd.concat([heads.assign(label=heads["sampler"] + heads["steps"].map(
         lambda s: f", {int(s)} steps" if pd.notna(s) else "")), gans.assign(label=gans["sampler"] + " (seed mean)")])

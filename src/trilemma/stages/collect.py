@@ -23,8 +23,7 @@ def add_arguments(p):
 def collect(cfg) -> pd.DataFrame:
     rows = []
     for bank in dag.bank_ids(cfg):
-        model, spec = bank.split("/")
-        rows.append(load_json(paths.fmt(paths.BANK_METRICS, profile=cfg["profile"], model=model, spec=spec)))
+        rows.append(load_json(paths.Bank.parse(bank).path(paths.BANK_METRICS, cfg["profile"])))
     df = pd.DataFrame(rows)
     for col in COLUMNS:
         if col not in df:

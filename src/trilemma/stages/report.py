@@ -61,8 +61,7 @@ def run(args):
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")
     panels = [("real data", data["eval"][:n].numpy())]
     for bank in rep["sample_panels"]:
-        model, spec = bank.split("/")
-        x, _ = load_tensors(paths.fmt(paths.BANK, profile=p, model=model, spec=spec))
+        x, _ = load_tensors(paths.Bank.parse(bank).path(paths.BANK, p))
         r = keyed.loc[bank]
         panels.append((f"{r['sampler']}\nNFE {int(r['nfe'])}", x["samples"][:n].numpy()))
     limit = float(data["eval"].abs().max()) * 1.15
@@ -102,8 +101,7 @@ def run_images(args, cfg, df, device):
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")
     panels = [("real data (test split)", data["eval"][:n])]
     for bank in rep["sample_panels"]:
-        model, spec = bank.split("/")
-        x, _ = load_tensors(paths.fmt(paths.BANK, profile=p, model=model, spec=spec))
+        x, _ = load_tensors(paths.Bank.parse(bank).path(paths.BANK, p))
         r = keyed.loc[bank]
         panels.append((f"{r['sampler']}\nNFE {int(r['nfe'])}, FID {r['fd']:.3g}", x["samples"][:n]))
     images.image_grid(panels, fig["samples"], dpi=rep["dpi"])
