@@ -160,7 +160,7 @@ def test_gan_jobs_one_per_T_and_seed_with_code_at_the_right_grain():
 
 
 def test_dvc_exp_run_on_a_grid_key_stops_until_the_front_end_is_regenerated(repo_copy):
-    """A new DDIM step count is a new job: DVC's templates cannot derive it (pipelines/README.md), so
+    """A new DDIM step count is a new job: DVC templates cannot derive it (README, "DVC"), so
     `dvc exp run -S` on a grid key stops at the `code` stage, before any job runs, and says what to run;
     after `make dvc.yaml` (trilemma dvc-yaml --all) the grid holds the new jobs."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
