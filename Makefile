@@ -31,10 +31,11 @@ run: $(STAMP)
 	snakemake --cores all --config profile=$(PROFILE)
 	@# Record what snakemake built in dvc.lock (so `dvc status dvc.yaml` agrees), unless nothing under results/toy
 	@# is newer than dvc.lock: `dvc commit` re-hashes every stage (about 35 s for the toy's 279 stages).
-	@# DVC's own `code` stage (the per-job code files, src/trilemma/stages/dvc_code.py) runs first.
+	@# The DVC front-ends are refreshed first (a new grid entry after a config edit: README "DVC"),
+	@# then DVC's own `code` stage runs (the per-job code files, src/trilemma/stages/dvc_code.py).
 	@if [ "$(PROFILE)" = "toy" ]; then \
 	  if [ ! -f dvc.lock ] || [ -n "$$(find results/toy params.yaml config src/trilemma -type f ! -name '*.pyc' -newer dvc.lock -print -quit)" ]; then \
-	    dvc repro --quiet --single-item code && dvc commit --force --no-relink --quiet dvc.yaml \
+	    trilemma dvc-yaml --all && dvc repro --quiet --single-item code && dvc commit --force --no-relink --quiet dvc.yaml \
 	      && echo "dvc.lock updated: dvc status agrees with the snakemake run"; \
 	  else echo "dvc.lock is up to date: nothing in results/toy is newer"; fi; fi
 

@@ -277,7 +277,9 @@ def run(args):
             raise SystemExit(f"out of date: {', '.join(stale)}: run `make dvc.yaml`")
         print("the DVC front-ends are up to date")
         return
-    for path, text in texts.items():
+    for path in stale:   # only what changed, so a no-op leaves every file (and its mtime) alone
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-        print(f"wrote {path} ({text.count(chr(10))} lines)")
+        Path(path).write_text(texts[path])
+        print(f"wrote {path} ({texts[path].count(chr(10))} lines)")
+    if not stale:
+        print("the DVC front-ends are up to date")
