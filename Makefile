@@ -19,7 +19,7 @@ help:
 	@echo "make test                    run the test suite (tests/)"
 	@echo "make test-fast               the tests without the end-to-end DAG runs"
 	@echo "make report-html             snakemake --report results/\$$PROFILE/report.html"
-	@echo "make dvc.yaml                regenerate dvc.yaml from the DAG table"
+	@echo "make dvc.yaml                regenerate the DVC front-ends (dvc.yaml, pipelines/<profile>/) from the DAG"
 
 # The environment: torch 2.14.1 + torchvision 0.29.1 (torch-fidelity needs a torchvision that imports).
 $(STAMP): pyproject.toml
@@ -29,11 +29,14 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	snakemake --cores all --config profile=$(PROFILE)
-	@# Record what snakemake built in dvc.lock (so `dvc status` agrees), unless nothing under results/toy
+	@# Record what snakemake built in dvc.lock (so `dvc status dvc.yaml` agrees), unless nothing under results/toy
 	@# is newer than dvc.lock: `dvc commit` re-hashes every stage (about 35 s for the toy's 279 stages).
+	@# The DVC front-ends are refreshed first (a new grid entry after a config edit: README "DVC"),
+	@# then DVC's own `code` stage runs (the per-job code files, src/trilemma/stages/dvc_code.py).
 	@if [ "$(PROFILE)" = "toy" ]; then \
-	  if [ ! -f dvc.lock ] || [ -n "$$(find results/toy -type f -newer dvc.lock -print -quit)" ]; then \
-	    dvc commit --force --no-relink --quiet && echo "dvc.lock updated: dvc status agrees with the snakemake run"; \
+	  if [ ! -f dvc.lock ] || [ -n "$$(find results/toy params.yaml config src/trilemma -type f ! -name '*.pyc' -newer dvc.lock -print -quit)" ]; then \
+	    trilemma dvc-yaml --all && dvc repro --quiet --single-item code && dvc commit --force --no-relink --quiet dvc.yaml \
+	      && echo "dvc.lock updated: dvc status agrees with the snakemake run"; \
 	  else echo "dvc.lock is up to date: nothing in results/toy is newer"; fi; fi
 
 dry-run: $(STAMP)
@@ -52,4 +55,4 @@ check-config: $(STAMP)
 	trilemma check-config --profile $(PROFILE)
 
 dvc.yaml: $(STAMP)
-	trilemma dvc-yaml --out dvc.yaml
+	trilemma dvc-yaml --all

@@ -28,22 +28,23 @@ def snakemake_plan(cwd, *extra, profile=None):
     return counts, jobs
 
 
-def dvc_stages(cwd):
-    """[(name, cmd, outs)] as DVC itself parses dvc.yaml."""
+def dvc_stages(cwd, dvcfile="dvc.yaml"):
+    """[(name, cmd, outs)] of one DVC front-end (``dvc.yaml``, ``pipelines/<profile>/dvc.yaml``), as DVC
+    itself parses it; outs relative to the stages' working directory (the repository root)."""
     from dvc.repo import Repo
 
     with Repo(str(cwd)) as repo:
-        return [(s.name, s.cmd, tuple(sorted(o.def_path for o in s.outs))) for s in repo.index.stages]
+        return [(s.name, s.cmd, tuple(sorted(o.def_path for o in s.outs)))
+                for s in repo.index.stages if s.path_in_repo == dvcfile]
 
 
-def use_profile_as_params(repo, profile):
-    """Make ``profile`` the base config of a repository copy (so DVC tracks its params per key)."""
+def dvc_front_end(profile):
+    """The path of ``profile``'s dvc.yaml in the repository."""
+    from conftest import REPO
     from trilemma import config
+    from trilemma.stages import dvc_yaml
 
-    cfg = config.load(profile, root=repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    run_cmd(["trilemma", "dvc-yaml", "--out", "dvc.yaml"], cwd=repo)
-    return cfg
+    return dvc_yaml.front_end(profile, config.load(root=REPO)["profile"])[0]
 
 
 def edit_yaml(path, mutate):

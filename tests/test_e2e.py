@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import copy_repo, run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
-from dagtools import edit_yaml, snakemake_plan, use_profile_as_params
+from dagtools import edit_yaml, snakemake_plan
 
 pytestmark = pytest.mark.slow
 
@@ -139,16 +139,17 @@ def test_code_edits_rerun_what_they_affect(built, path, expected):
 
 
 def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy):
-    """`dvc repro` of one bank's chain (data -> teacher -> sample -> evaluate) on a fresh copy builds
-    the same artifacts as Snakemake did, byte for byte up to the timing, and DVC then tracks param
-    changes at the stage grain.  DVC runs stages one at a time, so the whole DAG is left to the
-    plan-equality test (tests/test_dag.py), which checks that both tools run the same commands."""
+    """`dvc repro` of one bank's chain (data -> teacher -> sample -> evaluate) through the ci profile's
+    DVC front-end (pipelines/ci/dvc.yaml) on a fresh copy builds the same artifacts as Snakemake did,
+    byte for byte up to the timing, and DVC then tracks param changes at the stage grain.  DVC runs
+    stages one at a time, so the whole DAG is left to the plan-equality test (tests/test_dag.py),
+    which checks that both tools run the same commands for every profile."""
     from trilemma.artifacts import load_tensors
-    use_profile_as_params(repo_copy, "ci")
     run_cmd(["git", "init", "-q"], cwd=repo_copy)
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo_copy)
     bank = "teacher_ddpm/ddim-eta0-uniform-s10"
-    target = "evaluate-" + bank.replace("/", "-")
+    front, name = "pipelines/ci/dvc.yaml", "evaluate@" + bank.replace("/", "-")
+    target = f"{front}:{name}"
     run_cmd(["dvc", "repro", "-q", target], cwd=repo_copy, timeout=1200)
     for rel in ["models/teacher_ddpm/model.safetensors", f"samples/{bank}.safetensors"]:
         (a, meta_a), (b, meta_b) = load_tensors(built / "results/ci" / rel), load_tensors(repo_copy / "results/ci" / rel)
@@ -158,23 +159,25 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy
     assert [{k: v for k, v in m.items() if k not in timing} for m in metrics] == [
         {k: v for k, v in metrics[0].items() if k not in timing}] * 2
 
-    def changed():
-        return set(json.loads(run_cmd(["dvc", "status", "--json", "--with-deps", target], cwd=repo_copy).stdout))
+    def changed():   # the stages `dvc status` lists, less `code` (it reads the whole config: cheap, outputs unchanged)
+        out = json.loads(run_cmd(["dvc", "status", "--json", "--with-deps", target], cwd=repo_copy).stdout)
+        return {k.split(":")[-1] for k in out} - {"code"}
     assert changed() == set()
     assert f"Stage '{target}' didn't change" in run_cmd(["dvc", "repro", target], cwd=repo_copy).stdout
     edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=2.5))
-    assert changed() == {target}
+    assert changed() == {name}
     edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=3.0))
     edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=400))
-    assert changed() == {"sample-" + bank.replace("/", "-")}  # evaluate follows once the bank changes
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=metrics[0]["num_samples"]))
+    assert changed() == {"sample@" + bank.replace("/", "-")}  # evaluate follows once the bank changes
+    edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=10000))
 
     # README's way to change a hyperparameter: `dvc exp run -S key=value` re-runs only what reads it
     run_cmd(["git", "add", "-A"], cwd=repo_copy)
     run_cmd(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], cwd=repo_copy)
+    assert changed() == set()
     exp = run_cmd(["dvc", "exp", "run", "-S", "evaluation.hq_num_std=2.0", target], cwd=repo_copy).stdout
-    assert f"Running stage '{target}'" in exp and "Running stage 'sample-" not in exp
-    assert "Running stage 'train" not in exp
+    assert f"Running stage '{target}'" in exp and f"Running stage '{front}:sample" not in exp
+    assert f"Running stage '{front}:train" not in exp
     after = json.loads((repo_copy / f"results/ci/metrics/{bank}.json").read_text())
     assert after["hq"] <= metrics[1]["hq"] and after["fd"] == metrics[1]["fd"]
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import copy_repo, run_cmd
-from dagtools import dvc_stages, snakemake_plan, use_profile_as_params
+from dagtools import dvc_stages, snakemake_plan
 
 pytestmark = pytest.mark.slow
 ONE_THREAD = ["--set-threads", "train=1", "feature_net=1", "reference_stats=1"]
@@ -87,10 +87,9 @@ def test_second_run_does_nothing_and_metric_settings_rerun_only_evaluation(built
 
 
 def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
-    use_profile_as_params(repo_copy, "ci_images")
     run_cmd(["git", "init", "-q"], cwd=repo_copy)
-    counts, sm_jobs = snakemake_plan(repo_copy)
-    by_outs = {outs: cmd for _, cmd, outs in dvc_stages(repo_copy)}
+    counts, sm_jobs = snakemake_plan(repo_copy, profile="ci_images")
+    by_outs = {outs: cmd for _, cmd, outs in dvc_stages(repo_copy, "pipelines/ci_images/dvc.yaml")}
     for rule, outs, shell in sm_jobs:
         if rule != "all":
             assert tuple(sorted(outs)) in by_outs and by_outs[tuple(sorted(outs))] in shell, rule

@@ -26,7 +26,8 @@ SRC = REPO / "src"
 PROFILES = ("toy", "ci", "fashion", "cifar10", "ci_images")
 # What the Snakefile (and so workflow/rules/*.smk, which import nothing) and the torch-free verbs import.
 TORCH_FREE = ("trilemma.config", "trilemma.dag", "trilemma.paths", "trilemma.sampling.registry",
-              "trilemma.cli", "trilemma.stages.check_config", "trilemma.stages.dvc_yaml")
+              "trilemma.cli", "trilemma.stages.check_config", "trilemma.stages.dvc_yaml",
+              "trilemma.stages.dvc_code")
 
 
 # ----------------------------------------------------------------------------- the import graph

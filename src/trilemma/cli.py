@@ -29,7 +29,8 @@ VERBS = {
     "evaluate": ("evaluate", "compute the metrics of one sample bank against the evaluation data"),
     "collect": ("collect", "gather every bank's metrics into metrics.csv"),
     "report": ("report", "write the tables, figures and report.md from metrics.csv"),
-    "dvc-yaml": ("dvc_yaml", "generate dvc.yaml from the DAG table (the DVC front-end)"),
+    "dvc-yaml": ("dvc_yaml", "generate the DVC front-ends (dvc.yaml, pipelines/<profile>/) from the DAG table"),
+    "dvc-code": ("dvc_code", "the DVC front-end's code stage: one file of module hashes per job"),
 }
 
 

@@ -139,11 +139,11 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
         out += bank_jobs
         banks.append((bank_jobs[0].outs[0], bank_jobs[1].outs[0]))
 
-    csv = paths.fmt(paths.METRICS_CSV, profile=p)
+    csv, headline = paths.fmt(paths.METRICS_CSV, profile=p), paths.fmt(paths.HEADLINE, profile=p)
     out.append(Job(
         "collect", "collect",
-        ("trilemma", "collect", "--profile", p, "--out", csv),
-        (*[m for _, m in banks], *CODE["collect"]), (), (), committed=(csv,)))
+        ("trilemma", "collect", "--profile", p, "--out", csv, "--headline", headline),
+        (*[m for _, m in banks], *CODE["collect"]), (), ("report.fast_sampling",), committed=(csv, headline)))
     table_jobs = guidance.table_jobs(cfg, csv)   # image profiles: tables/guidance.md (its own job)
     table_jobs += deck.deck_jobs(cfg, data)      # issue 19: DDIM as a map, DDGAN's denoising distribution (dag_deck.py)
     out += table_jobs

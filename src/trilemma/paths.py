@@ -18,6 +18,7 @@ TRAIN_LOG = ROOT + "/models/{model}/train_log.jsonl"
 BANK = ROOT + "/samples/{model}/{spec}.safetensors"
 BANK_METRICS = ROOT + "/metrics/{model}/{spec}.json"
 METRICS_CSV = ROOT + "/metrics.csv"
+HEADLINE = ROOT + "/headline.json"   # DVC's metrics file: the headline banks' numbers (stages/collect.py)
 TABLE = ROOT + "/tables/{table}.md"
 FIGURE = ROOT + "/figures/{figure}.png"
 REPORT = ROOT + "/report.md"

@@ -3,7 +3,9 @@ rule collect:
         job_inputs(paths.METRICS_CSV),
     output:
         paths.METRICS_CSV,
+        paths.HEADLINE,
     params:
+        cfg=job_params(paths.METRICS_CSV),
         cmd=job_shell(paths.METRICS_CSV),
     threads: rule_threads("collect")
     resources:

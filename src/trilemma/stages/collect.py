@@ -1,5 +1,10 @@
-"""Gather the metrics of every sample bank of the profile's grid into one ``metrics.csv``."""
+"""Gather the metrics of every sample bank of the profile's grid into one ``metrics.csv``, and the
+headline banks' numbers into ``headline.json``, the file DVC reads as metrics (``dvc metrics show``,
+``dvc metrics diff``)."""
 from __future__ import annotations
+
+import json
+import math
 
 import pandas as pd
 
@@ -16,8 +21,27 @@ COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd",
            "fd_to_teacher", "fd_to_target", "stochastic"]
 
 
+# The numbers of each headline bank in headline.json: quality with its 95% interval, diversity, cost.
+HEADLINE_METRICS = ["fd", "fd_ci", "precision", "recall", "modes", "hq", "nfe", "time_per_100_s"]
+
+
 def add_arguments(p):
     p.add_argument("--out", required=True, help="output metrics.csv")
+    p.add_argument("--headline", default=None,
+                   help="also write the headline banks' numbers (report.fast_sampling) to this JSON file")
+
+
+def headline(cfg, df: pd.DataFrame) -> dict:
+    """{bank id: {metric: value}} for the banks of ``report.fast_sampling`` (the fast-sampling table's
+    rows: each method at its headline setting), in that order; metrics a bank lacks are left out."""
+    out = {}
+    for bank in cfg["report"]["fast_sampling"]:
+        model, spec = bank.split("/")
+        row = df[(df["model"] == model) & (df["spec"] == spec)].iloc[0]
+        values = {m: row[m].item() if hasattr(row[m], "item") else row[m] for m in HEADLINE_METRICS}
+        out[bank] = {m: float(f"{v:.6g}") if isinstance(v, float) else v   # metrics.csv's precision
+                     for m, v in values.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    return out
 
 
 def collect(cfg) -> pd.DataFrame:
@@ -36,3 +60,8 @@ def run(args):
     df = collect(cfg)
     df.to_csv(args.out, index=False, float_format="%.6g")
     print(f"wrote {args.out}: {len(df)} rows")
+    if args.headline:
+        with open(args.headline, "w") as fh:
+            json.dump(headline(cfg, df), fh, indent=1)
+            fh.write("\n")
+        print(f"wrote {args.headline}")
