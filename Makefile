@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	snakemake --cores all --config profile=$(PROFILE)
 	@# Record what snakemake built in dvc.lock (so `dvc status` agrees), unless nothing under results/toy
-	@# is newer than dvc.lock: `dvc commit` re-hashes every stage (about 35 s for the toy's 279 stages).
+	@# is newer than dvc.lock: `dvc commit` re-hashes every stage (about 35 s for the toy's 286 stages).
 	@if [ "$(PROFILE)" = "toy" ]; then \
 	  if [ ! -f dvc.lock ] || [ -n "$$(find results/toy -type f -newer dvc.lock -print -quit)" ]; then \
 	    dvc commit --force --no-relink --quiet && echo "dvc.lock updated: dvc status agrees with the snakemake run"; \

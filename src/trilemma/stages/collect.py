@@ -13,7 +13,10 @@ COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd",
            "modes", "hq", "fd_ci", "precision_ci", "recall_ci", "modes_ci", "hq_ci", "nll", "nll_ci",
            "coverage_jsd", "coverage_jsd_ci", "fd_xy", "fd_xy_ci", "eta", "variance", "skip", "sigma_hat", "solver", "num_modes", "num_samples",
            "spec", "dataset", "feature_space", "device", "round", "w", "class_consistency", "class_consistency_ci",
-           "fd_to_teacher", "fd_to_target", "stochastic"]
+           "fd_to_teacher", "fd_to_target", "stochastic",
+           # the distillation bill of the bank's model (issue 18; training/bill.py), empty for undistilled models
+           "train_teacher_evals", "train_updates", "train_wall_s", "train_cumulative_teacher_evals",
+           "train_cumulative_updates", "train_cumulative_wall_s", "train_device"]
 
 
 def add_arguments(p):
