@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	snakemake --cores all --config profile=$(PROFILE)
 	@# Record what snakemake built in dvc.lock (so `dvc status dvc.yaml` agrees), unless nothing under results/toy
-	@# is newer than dvc.lock: `dvc commit` re-hashes every stage (about 35 s for the toy's 279 stages).
+	@# is newer than dvc.lock: `dvc commit` re-hashes every stage (about 35 s for the toy's 286 stages).
 	@# The DVC front-ends are refreshed first (a new grid entry after a config edit: README "DVC"),
 	@# then DVC's own `code` stage runs (the per-job code files, src/trilemma/stages/dvc_code.py).
 	@if [ "$(PROFILE)" = "toy" ]; then \

@@ -72,7 +72,7 @@ def test_cli_reports_bad_config_without_traceback(repo_copy):
 def test_bank_ids_follow_the_grid():
     ids = dag.bank_ids(config.load("ci", root=REPO))
     assert "teacher_ddpm/ddim-eta0-uniform-s10" in ids and "teacher_ddpm/pf_ode-heun-s10" in ids
-    assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 3 + 4 + 1 + 2   # one oracle bank (issue 24), 2 floors
+    assert len(ids) == len(set(ids)) == 1 + 2 + 1 + 1 + 4 + 1 + 3 + 4 + 1 + 2   # cd-s4 (issue 18), one oracle bank (issue 24), 2 floors
     # the floor: a fresh draw of the data at each bank size (sampling 500; distillation and guidance 300)
     assert {"data/fresh-n500", "data/fresh-n300"} <= set(ids)
     # guidance: the CFG teacher's reference, the 2-step student, its 4-step stochastic sampler on the

@@ -116,3 +116,19 @@ def test_killed_two_rank_training_resumes_to_the_uninterrupted_weights(ci_runs, 
     for k in three:
         assert torch.equal(three[k], two[k]), (k, (three[k] - two[k]).abs().max())
         assert torch.allclose(one[k], three[k], rtol=1e-4, atol=1e-5), (k, (one[k] - three[k]).abs().max())
+
+
+def test_two_ranks_bill_the_teacher_evaluations_of_the_global_batch(ci_runs):
+    """Consistency distillation as two gloo ranks: each rank counts its half of the batch, the bill
+    sums them, so model.json bills what the 1-rank run does (issue 18)."""
+    repo, _ = ci_runs
+    run_cmd(["trilemma", "train", "--profile", "ci", "--model", "teacher_pd", "--data",
+             "results/ci/data/gauss25.safetensors", "--out", "results/ci/models/teacher_pd/model.safetensors",
+             "--no-progress"], cwd=repo, env=ENV)
+    cd = ["-m", "trilemma", "consistency-distill", "--profile", "ci", "--teacher-dir", "results/ci/models/teacher_pd",
+          "--data", "results/ci/data/gauss25.safetensors", "--no-progress", "--out"]
+    run_cmd([sys.executable, *cd, "one_cd/model.safetensors"], cwd=repo, env=ENV)
+    run_cmd(torchrun_cmd([*cd, "two_cd/model.safetensors"]), cwd=repo, env=ENV)
+    bills = [json.loads((repo / d / "model.json").read_text())["bill"] for d in ("one_cd", "two_cd")]
+    assert bills[0]["teacher_evals"] == bills[1]["teacher_evals"] == 20 * 100   # ci: 20 updates at batch 100
+    assert bills[0]["updates"] == bills[1]["updates"] == 20

@@ -25,15 +25,15 @@ def test_outputs_and_metrics(built):
     out = built / "results/ci"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/ddgan.md",
                 "tables/guidance.md", "figures/fid_vs_time.png", "figures/samples.png", "figures/guidance_tradeoff.png",
-                "figures/trilemma.png", "tables/error_split.md", "figures/error_split.png",
+                "figures/trilemma.png", "tables/error_split.md", "figures/error_split.png", "figures/distillation_cost.png",
                 *[f"{kind}/deck_{study}.{ext}" for study in ("inversion", "consistency", "interpolation", "denoising")
                   for kind, ext in (("tables", "md"), ("figures", "png"))]]:
         assert (out / rel).stat().st_size > 0, rel
     df = pd.read_csv(out / "metrics.csv")
     assert list(df.columns[:len(COLUMNS)]) == COLUMNS
     assert set(df["method"]) == {"ddpm", "ddim", "pf_ode", "pd", "stochastic", "ddgan", "gan", "wgan_gp",
-                                 "cfg", "classifier_guidance", "guided_pd", "data"}
-    assert len(df) == 19
+                                 "cfg", "classifier_guidance", "guided_pd", "data", "cd"}
+    assert len(df) == 20
     assert df[df["model"] == "oracle"]["spec"].tolist() == ["ddim-eta0-uniform-s10"]   # the exact denoiser (issue 24)
     assert "**Solver error: the oracle" in (out / "tables/error_split.md").read_text()
     assert "## DDIM inversion (DDIM Table 2 layout)" in (out / "report.md").read_text()   # issue 19 (dag_deck.py)
@@ -60,6 +60,16 @@ def test_outputs_and_metrics(built):
     dist = (out / "tables/distillation.md").read_text()
     assert "paper PD FID (CIFAR-10)" in dist and "2.57" in dist and "Headline, 4 steps" in dist
     assert (out / "figures/fid_vs_steps.png").stat().st_size > 0
+    # consistency distillation beside PD at 4 steps, and the distillation bill (issue 18)
+    cd = df[df["method"] == "cd"].iloc[0]
+    assert cd["spec"] == "cd-s4" and cd["nfe"] == 4 and cd["num_samples"] == 300
+    assert cd["train_teacher_evals"] == 20 * 100 and cd["train_updates"] == 20   # one teacher pass per example
+    pd4, pd8 = (df[df["model"] == m].iloc[0] for m in ("pd_s4", "pd_s8"))
+    assert pd8["train_teacher_evals"] == 2 * 20 * 100 and pd4["train_teacher_evals"] == 2 * 30 * 100
+    assert pd4["train_cumulative_teacher_evals"] == 2 * 50 * 100 and pd4["train_cumulative_updates"] == 50
+    model_json = json.loads((out / "models/cd/model.json").read_text())
+    assert model_json["bill"]["teacher_evals"] == 2000 and model_json["bill"]["wall_s"] > 0
+    assert "### The distillation bill" in dist and "CD vs PD (fd)" in dist and "| guided_s2 " in dist
 
 
 def test_second_run_does_nothing(built):
@@ -87,7 +97,7 @@ def test_feature_bandwidth_reruns_only_evaluation_and_report(built):
     counts, _ = snakemake_plan(built, profile="ci")
     edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["evaluation"].pop("features"))
     # every bank's evaluation (19), and the denoising study (its distance is the headline one)
-    assert counts == {"evaluate": 19, "deck": 1, "collect": 1, "report": 1, "all": 1}
+    assert counts == {"evaluate": 20, "deck": 1, "collect": 1, "report": 1, "all": 1}
 
 
 def test_gan_training_setting_retrains_only_the_gans(built):
@@ -97,6 +107,19 @@ def test_gan_training_setting_retrains_only_the_gans(built):
     # the DDGAN, the 2 baselines, their banks, and the denoising study (it reads the DDGAN generator)
     assert counts == {"train": 3, "sample": 3, "evaluate": 3, "deck": 1, "collect": 1, "report": 1, "all": 1}
     assert not any("teacher_ddpm" in outs[0] for rule, outs, _ in jobs if rule != "all")
+
+
+def test_cd_setting_reruns_cd_and_its_banks_only(built):
+    """A consistency-distillation hyperparameter re-trains cd and re-draws its bank; a re-noising time re-draws it."""
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["consistency"]["train"].update(lr=2e-3))
+    counts, jobs = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["consistency"]["train"].pop("lr"))
+    assert counts == {"distill": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
+    assert all("/cd/" in outs[0] or "/cd-" in outs[0] for rule, outs, _ in jobs if rule in ("distill", "sample", "evaluate"))
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["cd"].update(tau={"s4": [0.6, 0.4, 0.2]}))
+    counts, _ = snakemake_plan(built, profile="ci")
+    edit_yaml(built / "config/profiles/ci.yaml", lambda c: c["sampling"]["cd"].pop("tau"))
+    assert counts == {"sample": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
 
 
 def test_new_ddgan_T_runs_only_its_jobs(built):
@@ -117,14 +140,16 @@ def test_new_ddim_step_runs_only_new_jobs(built):
 
 @pytest.mark.parametrize("path,expected", [
     ("src/trilemma/reporting/figures.py", {"report": 1, "all": 1}),
-    ("src/trilemma/sampling/ddim.py", {"distill": 3, "sample": 10, "evaluate": 10, "collect": 1, "deck": 3, "report": 1,
+    ("src/trilemma/sampling/ddim.py", {"distill": 4, "sample": 11, "evaluate": 11, "collect": 1, "deck": 3, "report": 1,
                                       "all": 1}),
-    ("src/trilemma/models/mlp.py", {"train": 4, "distill": 3, "guided_stage1": 1, "sample": 17, "evaluate": 17,
+    ("src/trilemma/models/mlp.py", {"train": 4, "distill": 4, "guided_stage1": 1, "sample": 18, "evaluate": 18,
                                     "collect": 1, "deck": 4, "report": 1, "all": 1}),
     ("src/trilemma/training/tasks/distill.py", {"distill": 3, "sample": 4, "evaluate": 4, "collect": 1,
                                                 "deck": 1, "report": 1, "all": 1}),
     ("src/trilemma/sampling/ddgan.py", {"train": 1, "sample": 1, "evaluate": 1, "collect": 1, "deck": 1, "report": 1,
                                        "all": 1}),
+    ("src/trilemma/diffusion/consistency.py", {"distill": 1, "sample": 1, "evaluate": 1, "collect": 1, "report": 1,
+                                               "all": 1}),
     ("src/trilemma/models/gan.py", {"train": 3, "sample": 3, "evaluate": 3, "collect": 1, "deck": 1, "report": 1, "all": 1}),
 ])
 def test_code_edits_rerun_what_they_affect(built, path, expected):

@@ -26,13 +26,13 @@ def test_image_outputs_and_metrics(built):
     out = built / "results/ci_images"
     for rel in ["metrics.csv", "report.md", "tables/ddim.md", "tables/fast_sampling.md", "tables/distillation.md",
                 "tables/ddgan.md", "tables/guidance.md", "figures/fid_vs_time.png", "figures/fid_vs_steps.png", "figures/samples.png",
-                "feature_net.json", "reference/cifar10-feature_net.safetensors",
+                "figures/distillation_cost.png", "feature_net.json", "reference/cifar10-feature_net.safetensors",
                 *[f"{kind}/deck_{study}.{ext}" for study in ("inversion", "consistency", "interpolation")
                   for kind, ext in (("tables", "md"), ("figures", "png"))]]:
         assert (out / rel).stat().st_size > 0, rel
     assert "## DDIM inversion (DDIM Table 2 layout)" in (out / "report.md").read_text()   # issue 19 on images
     df = pd.read_csv(out / "metrics.csv")
-    assert len(df) == 10 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan", "cfg", "guided_pd"}
+    assert len(df) == 11 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan", "cfg", "guided_pd", "cd"}
     pd_rows = df[df["method"] == "pd"].set_index("model")
     assert pd_rows["nfe"].to_dict() == {"pd_s4": 4, "pd_s2": 2} and pd_rows["round"].to_dict() == {"pd_s4": 1, "pd_s2": 2}
     assert set(df[df["model"] == "teacher_pd"]["spec"]) == {"ddim-eta0-uniform-s2"}
@@ -47,6 +47,10 @@ def test_image_outputs_and_metrics(built):
     assert "## Progressive distillation" in report and "## Denoising Diffusion GAN" in report
     assert "4.08" in (out / "tables/ddgan.md").read_text()              # the paper's T = 2 FID beside ours
     assert "4.51" in (out / "tables/distillation.md").read_text()       # the paper's 2-step FID beside ours
+    # consistency distillation on the U-Net (pseudo-Huber), 2 steps beside PD's 2-step student, with its bill
+    cd = df[df["method"] == "cd"].iloc[0]
+    assert (cd["model"], cd["nfe"], cd["train_teacher_evals"], cd["train_updates"]) == ("cd", 2, 5 * 16, 5)
+    assert "2.93" in (out / "tables/distillation.md").read_text()       # the CM paper's 2-step CD FID beside ours
 
 
 def test_guidance_rows_and_table_on_images(built):
@@ -83,7 +87,7 @@ def test_second_run_does_nothing_and_metric_settings_rerun_only_evaluation(built
     edit_yaml(prof, lambda c: c["evaluation"]["images"].update(kid_subsets=11))
     counts, _ = snakemake_plan(built, profile="ci_images")
     edit_yaml(prof, lambda c: c["evaluation"]["images"].update(kid_subsets=10))
-    assert counts == {"reference_stats": 1, "evaluate": 10, "collect": 1, "guidance_table": 1, "report": 1, "all": 1}
+    assert counts == {"reference_stats": 1, "evaluate": 11, "collect": 1, "guidance_table": 1, "report": 1, "all": 1}
 
 
 def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
@@ -93,6 +97,6 @@ def test_snakemake_and_dvc_plan_the_same_image_jobs(repo_copy):
     for rule, outs, shell in sm_jobs:
         if rule != "all":
             assert tuple(sorted(outs)) in by_outs and by_outs[tuple(sorted(outs))] in shell, rule
-    assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 4, "distill": 3,
-                      "guided_stage1": 1, "sample": 10, "evaluate": 10, "collect": 1, "guidance_table": 1,
+    assert counts == {"fetch_data": 1, "feature_net": 1, "reference_stats": 1, "train": 4, "distill": 4,
+                      "guided_stage1": 1, "sample": 11, "evaluate": 11, "collect": 1, "guidance_table": 1,
                       "deck": 3, "report": 1, "all": 1}

@@ -21,7 +21,7 @@ LINEAR = {"name": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_steps": 1
 COSINE = {"name": "cosine_logsnr", "logsnr_min": -20.0, "logsnr_max": 20.0}
 MLP = {"kind": "mlp", "hidden": 16, "depth": 1, "emb_dim": 8}
 CLASSES = 3
-CFG = {"sampling": {"ddpm": {"clip_x0": None}, "pf_ode": {"rtol": 1e-3, "atol": 1e-3}}}
+CFG = {"sampling": {"ddpm": {"clip_x0": None}, "pf_ode": {"rtol": 1e-3, "atol": 1e-3}, "cd": {"tau": {"s2": [0.5]}}}}
 
 
 def _mlp(**extra):
@@ -31,6 +31,8 @@ def _mlp(**extra):
 
 def model_for(family: str):
     """(denoiser, model.json-like info, classifier or None, cond or None) of a family's kind of model."""
+    if family == "cd":   # a consistency model (its model.json names the boundary time)
+        return Denoiser(_mlp(), schedule_from_config(COSINE), "v"), {"method": "cd", "name": "cd", "t_min": 0.002}, None, None
     if family in ("ddpm", "ddim", "pf_ode") or registry.ENTRIES[family].section:
         return Denoiser(_mlp(), schedule_from_config(LINEAR), "eps"), {"method": "ddpm", "name": "teacher_ddpm"}, None, None
     if family in ("pd", "stoch"):

@@ -21,7 +21,7 @@ from trilemma import dag_oracle as oracle
 from trilemma import paths
 from trilemma.data.catalog import is_image_profile
 from trilemma.dag_base import (  # noqa: F401  (re-exported: dag.Job, dag.CODE, dag.round_jobs, ...)
-    _ARTIFACTS, _DIFFUSION, _MODELS, CFG_TEACHER, CHAIN_PREFIX, CLASSIFIER, CODE, CODE_IMAGES, GUIDED_ROUND_PARAMS,
+    _ARTIFACTS, _DIFFUSION, _MODELS, CD_STUDENT, CFG_TEACHER, CHAIN_PREFIX, CLASSIFIER, CODE, CODE_IMAGES, GUIDED_ROUND_PARAMS,
     GUIDED_STUDENT, IMAGE_VERBS, PD_TEACHER, PKG, TEACHER, Job, code, fmt_num, is_2d, model_dir, model_files,
     parse_student, round_jobs, round_key, round_updates_key, sample_specs, sampler_family, spec_id, student, student_steps,
     verb)
@@ -30,7 +30,8 @@ from trilemma.sampling import registry
 
 # ----------------------------------------------------------------------------- sample bank ids
 def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + gan_bank_ids(cfg)
+    return ([f"{TEACHER}/{spec}" for spec in sample_specs(cfg)] + distill_bank_ids(cfg) + cd_bank_ids(cfg)
+            + gan_bank_ids(cfg)
             + guidance.guided_bank_ids(cfg) + floor_bank_ids(cfg) + oracle.oracle_bank_ids(cfg))
 
 
@@ -77,8 +78,25 @@ def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def is_distill_bank(bank: str) -> bool:
+    """The banks scored at ``distill.eval.num_samples``: the PD chain's and consistency distillation's."""
     model = paths.Bank.parse(bank).model
-    return model == PD_TEACHER or (parse_student(model) or ("",))[0] == "distill"
+    return model in (PD_TEACHER, CD_STUDENT) or (parse_student(model) or ("",))[0] == "distill"
+
+
+# ----------------------------------------------------------------------------- consistency distillation
+def cd_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
+    """The consistency model with Algorithm 1 at each of ``sampling.cd.steps``."""
+    return [paths.Bank(CD_STUDENT, spec_id("cd", steps=n)).id for n in cfg["sampling"]["cd"]["steps"]]
+
+
+def cd_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
+    """Consistency distillation of the distillation teacher (``trilemma consistency-distill``): the
+    ``distill`` rule's job, as the PD rounds are (one thread, the chain's priority)."""
+    outs = model_files(cfg, CD_STUDENT)
+    return [Job("distill", f"distill-{CD_STUDENT}",
+                ("trilemma", "consistency-distill", "--profile", cfg["profile"], "--teacher-dir",
+                 model_dir(cfg, PD_TEACHER), "--data", data, "--out", outs[0]),
+                (*model_files(cfg, PD_TEACHER)[:2], data, *code(cfg, "consistency")), outs, ("seed", "consistency"))]
 
 
 # the config keys each sampler family's sample jobs read, besides the bank's own (the registry's entries)
@@ -211,11 +229,11 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
                ("trilemma", verb(cfg, "train"), "--profile", p, "--model", PD_TEACHER, "--data", data,
                 "--out", model_files(cfg, PD_TEACHER)[0]),
                (data, *code(cfg, "train_pd")), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
-    return out + round_jobs(cfg, data, "distill", PD_TEACHER)
+    return out + round_jobs(cfg, data, "distill", PD_TEACHER) + cd_train_jobs(cfg, data)
 
 
 TABLES = ("ddim", "fast_sampling", "distillation", "ddgan", "guidance")
-FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "trilemma", "guidance_tradeoff")
+FIGURES = ("fid_vs_time", "samples", "fid_vs_steps", "distillation_cost", "trilemma", "guidance_tradeoff")
 
 
 GUIDANCE_OUTPUTS = ("guidance", "guidance_tradeoff")
@@ -234,7 +252,8 @@ def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return _report_items(cfg, FIGURES, ("fid_vs_time", "samples", "fid_vs_steps")) + oracle.report_figures(cfg)
+    return (_report_items(cfg, FIGURES, ("fid_vs_time", "samples", "fid_vs_steps", "distillation_cost"))
+            + oracle.report_figures(cfg))
 
 
 def report_outputs(cfg: Mapping[str, Any]) -> list[str]:

@@ -31,7 +31,7 @@ CODE = {
         PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
     "sample": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py",
-        PKG + "sampling/registry.py", PKG + "sampling/builders.py"],
+        PKG + "sampling/registry.py", PKG + "sampling/builders.py", PKG + "training/bill.py"],
     "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
                               PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py",
                               PKG + "evaluation/guided_target.py", PKG + "stages/evaluate.py"],
@@ -47,12 +47,20 @@ CODE = {
     "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
         PKG + "training/tasks/distill.py", PKG + "training/tasks/guided.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
-        PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
+        PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py", PKG + "training/bill.py",
+        PKG + "evaluation/timing.py"],   # the bill names the device
+    # consistency distillation (issue 18): the student of teacher_pd, one job for toy and image profiles
+    "consistency": _DIFFUSION + _MODELS + _ARTIFACTS + [
+        PKG + "diffusion/continuous.py", PKG + "diffusion/consistency.py", PKG + "training/loop.py",
+        PKG + "training/distributed.py", PKG + "training/bill.py", PKG + "training/tasks/consistency.py",
+        PKG + "training/tasks/guided.py", PKG + "training/tasks/pd_teacher.py", PKG + "sampling/ddim.py",
+        PKG + "sampling/common.py", PKG + "stages/consistency.py", PKG + "stages/train.py", PKG + "evaluation/timing.py"],
     # guidance (methods.md §6-7): the CFG teacher is the PD teacher's task with labels
     "train_classifier": [PKG + "training/tasks/guided.py"],
-    "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py"],
+    "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py",
+                      PKG + "training/bill.py", PKG + "evaluation/timing.py"],
     "model:oracle": [PKG + "diffusion/oracle.py"],   # the exact denoiser (issue 24; dag_oracle.py)
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
+    "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/distillation_cost.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
                PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py",
                PKG + "reporting/error_split.py", PKG + "dag_deck.py"],   # dag_deck: the issue-19 section
     # every sampler family's modules (``sampler:<family>``): the registry's entries
@@ -76,6 +84,7 @@ CODE_IMAGES = {
     # (``trilemma train-images`` / ``distill-images``: uint8 batches scaled, networks on the GPU)
     "train_pd": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/train_images.py"],
     "distill": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/distill_images.py"],
+    "consistency": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py"],
     "train_gan": _IMAGES + [PKG + "models/unet.py", PKG + "models/ddgan_images.py", PKG + "training/tasks/images.py",
                             PKG + "stages/train_images.py"],
     "sampler:ddgan": [PKG + "models/unet.py", PKG + "models/ddgan_images.py"],
@@ -95,6 +104,7 @@ PD_TEACHER = "teacher_pd"
 CFG_TEACHER = "teacher_cfg"
 CLASSIFIER = "classifier_cg"
 GUIDED_STUDENT = "guided_w"   # stage one: the w-conditioned student
+CD_STUDENT = "cd"             # consistency distillation of PD_TEACHER (issue 18)
 
 
 @dataclass(frozen=True)

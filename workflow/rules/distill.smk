@@ -4,7 +4,8 @@
 # of the distillation part, so a ready round (and guided distillation's stage one, which heads its chain)
 # starts before any waiting sample/evaluate job. The same
 # rule runs the stage-two rounds of guided distillation (guided_s<N>, Meng et al. 2023, Algorithm 2),
-# after guided_stage1 (Algorithm 1: the w-conditioned student guided_w of the CFG teacher).
+# after guided_stage1 (Algorithm 1: the w-conditioned student guided_w of the CFG teacher), and consistency
+# distillation of the PD teacher (Song et al. 2023, Algorithm 2: the model cd, `trilemma consistency-distill`).
 ruleorder: distill > guided_stage1 > train
 
 
@@ -19,7 +20,7 @@ rule distill:
         cfg=job_params(paths.MODEL),
         cmd=job_shell(paths.MODEL),
     wildcard_constraints:
-        model=r"(pd|guided)_s[0-9]+",
+        model=r"(pd|guided)_s[0-9]+|cd",
     threads: 1
     priority: 10
     resources:

@@ -1,16 +1,23 @@
 """Progressive distillation in the report (Salimans & Ho 2022): ``tables/distillation.md`` (students
 vs DDIM on the same teacher at every step count, the paper's CIFAR-10 FIDs of Table 2 beside, in
-their own column) and ``figures/fid_vs_steps.png`` (Figure 4 layout: FD against steps, log2 axis)."""
+their own column; then consistency distillation and the distillation bill, ``distillation_cost.py``)
+and ``figures/fid_vs_steps.png`` (Figure 4 layout: FD against steps, log2 axis; the CD banks too)."""
 from __future__ import annotations
 
 import pandas as pd
 
+from trilemma.reporting.distillation_cost import cd_sections
 from trilemma.reporting.figures import SAVE, _theme, plt, sns
 from trilemma.reporting.tables import _md, feature_space, floor_row, fmt_ci, paper_numbers, with_ci
 
 PD_TEACHER = "teacher_pd"
 METRICS = ["nfe", "fd", "precision", "recall", "modes", "hq"]
 CI_METRICS = ["fd", "precision", "recall", "hq"]
+
+
+def cd_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The consistency model's banks (issue 18), indexed by steps."""
+    return df[df["method"] == "cd"].set_index("steps").sort_index()
 
 
 def chain_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -63,7 +70,7 @@ def distillation_table(df: pd.DataFrame, headline: int) -> str:
             line += (f"; DDIM on the same teacher FD {fmt_ci(d['fd'], d.get('fd_ci'))} "
                      f"(student/DDIM = {s['fd'] / d['fd']:.3f})")
         lines += [line + ".", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + cd_sections(df, feature_space(df)))
 
 
 def fid_vs_steps(df: pd.DataFrame, path, *, dpi: int, ylabel: str | None = None) -> None:
@@ -73,7 +80,8 @@ def fid_vs_steps(df: pd.DataFrame, path, *, dpi: int, ylabel: str | None = None)
     _theme()
     students, ddim = chain_rows(df)
     data = pd.concat([students.reset_index().assign(curve="distilled (PD student)"),
-                      ddim.reset_index().assign(curve="DDIM, undistilled teacher")])
+                      ddim.reset_index().assign(curve="DDIM, undistilled teacher"),
+                      cd_rows(df).reset_index().assign(curve="consistency distillation (CD, Alg. 1)")])
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     if len(data):
         sns.lineplot(data=data, x="steps", y="fd", hue="curve", style="curve", markers=True, dashes=False,

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from trilemma.reporting import ddgan, distillation  # noqa: E402  (their row selections)
+from trilemma.reporting.distillation_cost import cd_sections  # noqa: E402
 from trilemma.reporting.figures import SAVE  # noqa: E402
 from trilemma.reporting.tables import _md, paper_numbers  # noqa: E402
 
@@ -64,7 +65,7 @@ def distillation_table(df, headline: int, space: str) -> str:
             d = ddim.loc[headline]
             line += f"; DDIM on the same teacher FID {d['fd']:.4g} (student/DDIM = {s['fd'] / d['fd']:.3f})"
         lines += [line + ".", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + cd_sections(df, space))
 
 
 def ddgan_table(df, ddgan_cfg: dict, device: str, space: str) -> str:
@@ -161,7 +162,9 @@ def method_sections(cfg: dict, tables: dict[str, str], figures: dict[str, str], 
         tables["distillation"], "",
         f"![FID vs steps]({figures['fid_vs_steps']})", "",
         f"FID ({space}) against sampling steps (log axes): each distilled student with its own DDIM "
-        "against DDIM on the undistilled teacher (PD Fig. 4 layout).", "",
+        "against DDIM on the undistilled teacher (PD Fig. 4 layout), and consistency distillation.", "",
+        f"![Distillation cost]({figures['distillation_cost']})", "",
+        "Quality at N steps against the teacher evaluations and wall time spent to train each student (issue 18).", "",
         "## Denoising Diffusion GAN", "",
         f"Setup: G(x_t, z, t) predicts x0 (U-Net with adaptive group norm from a mapping network of z, nz = "
         f"{g['image_model']['nz']}, ch {gen['ch']}, ch_mult {gen['ch_mult']}), D(x_(t-1), x_t, t) the official "

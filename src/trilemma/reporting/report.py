@@ -115,7 +115,10 @@ def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[
         "## Progressive distillation (PD Table 2 / Figure 4 layout)", "", tables["distillation"], "",
         f"![FD vs steps]({figures['fid_vs_steps']})", "",
         "FD against sampling steps (log2 axis): each round's student with its own DDIM sampler vs DDIM on "
-        "the undistilled distillation teacher (PD Fig. 4 layout).", "",
+        "the undistilled distillation teacher (PD Fig. 4 layout), and consistency distillation's banks.", "",
+        f"![Distillation cost]({figures['distillation_cost']})", "",
+        "Quality at N steps against the cost of getting there: FD of each PD student and CD bank against the "
+        "teacher evaluations (left) and wall time (right) spent in training, cumulatively (issue 18).", "",
         *(["## Denoising Diffusion GAN: T ablation, GAN baselines, mode coverage", "", tables["ddgan"], ""]
           if "ddgan" in tables else []),
         *(["## Guidance and its distillation (CFG Table 1 / Meng et al. Table 1 layouts)", "", tables["guidance"], "",

@@ -63,6 +63,22 @@ def stochastic(spec, denoiser, cfg, info=None, classifier=None):
         denoiser, x, ts, v=spec.v, generator=generator, callback=callback)
 
 
+def consistency(spec, denoiser, cfg, info, classifier=None):
+    """Multistep consistency sampling (Song et al. 2023, Algorithm 1) of a ``cd`` model: N steps,
+    re-noising at the N - 1 times ``sampling.cd.tau.s<N>`` (none for N = 1)."""
+    from trilemma.diffusion.consistency import ConsistencyFunction
+    from trilemma.sampling.consistency import check_taus, sample_consistency
+    if info.get("method") != "cd":
+        raise ConfigError(f"sampler spec {spec.spec!r} needs a consistency model, not {info.get('name')!r}")
+    taus = [] if spec.steps == 1 else cfg["sampling"]["cd"]["tau"].get(f"s{spec.steps}")
+    if taus is None or len(taus) != spec.steps - 1:
+        raise ConfigError(f"sampler spec {spec.spec!r} needs sampling.cd.tau.s{spec.steps}: {spec.steps - 1} times")
+    check_taus(taus, info["t_min"])
+    f = ConsistencyFunction(denoiser, info["t_min"])
+    return lambda x, *, cond=None, generator=None, callback=None: sample_consistency(
+        f, x, taus, cond=cond, generator=generator, callback=callback)
+
+
 def pf_ode(spec, denoiser, cfg, info=None, classifier=None):
     from trilemma.sampling.pf_ode import sample_pf_ode_adaptive, sample_pf_ode_fixed
     _discrete_steps(spec, denoiser)

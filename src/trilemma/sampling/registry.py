@@ -187,6 +187,18 @@ DISTILL = [
           code=(PKG + "sampling/ddpm.py", PKG + "diffusion/continuous.py"), callbacks=True, example="stoch-v0.3-s4"),
 ]
 
+# ----------------------------------------------------------------------------- consistency distillation (issue 18)
+_TAUS = {"type": "object", "additionalProperties": False,
+         "patternProperties": {"^s[0-9]+$": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0,
+                                                                          "exclusiveMaximum": 1}}}}
+CONSISTENCY = [   # the student of stages/consistency.py with Algorithm 1; its banks: dag.cd_bank_ids
+    Entry("cd", r"cd-s(\d+)", lambda m: dict(method="cd", steps=int(m[1])), lambda *, steps, **_: f"cd-s{steps}",
+          _B + "consistency", _steps, lambda s: "CD student (multistep, Alg. 1)",
+          code=(PKG + "sampling/consistency.py", PKG + "diffusion/consistency.py"), params=("sampling.cd.tau",),
+          curve=lambda r: "CD student (multistep)", section="cd",
+          schema=_obj({"steps": _int_list(), "tau": _TAUS}), callbacks=True, example="cd-s2"),
+]
+
 # ----------------------------------------------------------------------------- DDGAN and the GAN baselines
 _GAN_CODE = (PKG + "sampling/gan.py", PKG + "models/gan.py")
 GANS = [
@@ -227,7 +239,7 @@ GUIDED = [   # CFG: conditional + unconditional pass; classifier guidance: the d
             (PKG + "sampling/guided_stochastic.py",) + _CONTINUOUS_DDIM, _guided_pd_curve, stochastic=True),
 ]
 
-ENTRIES: dict[str, Entry] = {e.family: e for e in TEACHER + DISTILL + GANS + GUIDED}
+ENTRIES: dict[str, Entry] = {e.family: e for e in TEACHER + DISTILL + CONSISTENCY + GANS + GUIDED}
 GUIDED_FAMILIES = tuple(e.family for e in GUIDED)
 _COMPILED = {f: re.compile(f"^{e.pattern}$") for f, e in ENTRIES.items()}
 

@@ -18,7 +18,10 @@ COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd",
            "modes", "hq", "fd_ci", "precision_ci", "recall_ci", "modes_ci", "hq_ci", "nll", "nll_ci",
            "coverage_jsd", "coverage_jsd_ci", "fd_xy", "fd_xy_ci", "eta", "variance", "skip", "sigma_hat", "solver", "num_modes", "num_samples",
            "spec", "dataset", "feature_space", "device", "round", "w", "class_consistency", "class_consistency_ci",
-           "fd_to_teacher", "fd_to_target", "stochastic"]
+           "fd_to_teacher", "fd_to_target", "stochastic",
+           # the distillation bill of the bank's model (issue 18; training/bill.py), empty for undistilled models
+           "train_teacher_evals", "train_updates", "train_wall_s", "train_cumulative_teacher_evals",
+           "train_cumulative_updates", "train_cumulative_wall_s", "train_device"]
 
 
 # The numbers of each headline bank in headline.json: quality with its 95% interval, diversity, cost.
@@ -36,8 +39,8 @@ def headline(cfg, df: pd.DataFrame) -> dict:
     rows: each method at its headline setting), in that order; metrics a bank lacks are left out."""
     out = {}
     for bank in cfg["report"]["fast_sampling"]:
-        model, spec = bank.split("/")
-        row = df[(df["model"] == model) & (df["spec"] == spec)].iloc[0]
+        b = paths.Bank.parse(bank)
+        row = df[(df["model"] == b.model) & (df["spec"] == b.spec)].iloc[0]
         values = {m: row[m].item() if hasattr(row[m], "item") else row[m] for m in HEADLINE_METRICS}
         out[bank] = {m: float(f"{v:.6g}") if isinstance(v, float) else v   # metrics.csv's precision
                      for m, v in values.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}

@@ -18,6 +18,7 @@ from trilemma import config, dag, paths
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.stages.train import publish
+from trilemma.training.bill import with_cumulative
 from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.distill import DistillTask
@@ -78,7 +79,8 @@ def round_settings(cfg: dict, args, tensors: dict) -> tuple[str, dict, float]:
 def train_round(args, cfg: dict, task, info: dict, meta: dict, *, rounds: list[int], lr: float, weighting: str,
                 guided: dict, fingerprint_extra: dict | None = None) -> None:
     """Run the round with the shared loop (resumable: the fingerprint includes the teacher's weights)
-    and publish the student ``pd_s<N>`` / ``guided_s<N>`` with its model.json."""
+    and publish the student ``pd_s<N>`` / ``guided_s<N>`` with its model.json, the round's distillation
+    bill in it (``training/bill.py``: this round's and, cumulatively, the chain's so far)."""
     loop_cfg = round_loop_config(cfg, args.steps, args.chain)
     teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
     name = dag.student(args.steps, args.chain)
@@ -93,7 +95,8 @@ def train_round(args, cfg: dict, task, info: dict, meta: dict, *, rounds: list[i
                   "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
                   "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
                   "train": cfg[args.chain]["rounds"], **guided_fingerprint(guided),
-                  "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)"}
+                  "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)",
+                  "bill": with_cumulative(task.bill, info)}
     publish(args.out, final["net"], model_json, resume)
 
 

@@ -20,6 +20,7 @@ from trilemma.diffusion.denoiser import OUTPUTS, Denoiser
 from trilemma.models.registry import build_model
 from trilemma.sampling.guidance import CFGDenoiser
 from trilemma.stages.train import publish
+from trilemma.training.bill import with_cumulative
 from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.guided import GuidedStudentTask
@@ -75,5 +76,6 @@ def train_stage_one(args, cfg: dict, task, info: dict, meta: dict, model: dict) 
     model_json = {**{k: info[k] for k in ("schedule", "parameterization", "data_dim", "dataset")},
                   "model": model, "name": name, "method": "guided_w", "teacher": info["name"],
                   "weighting": weighting, "w_range": [s1["w_min"], s1["w_max"]], "train": s1["train"],
-                  "seed": cfg["seed"], "weights": "ema" if s1["train"]["ema_decay"] else "raw (no EMA)"}
+                  "seed": cfg["seed"], "weights": "ema" if s1["train"]["ema_decay"] else "raw (no EMA)",
+                  "bill": with_cumulative(task.bill, info)}
     publish(args.out, final["net"], model_json, resume)

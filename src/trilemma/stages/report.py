@@ -9,7 +9,8 @@ import pandas as pd
 from trilemma import config, dag, paths
 from trilemma.artifacts import _atomic, load_tensors
 from trilemma.data.images import is_image_profile
-from trilemma.reporting import ddgan, distillation, error_split, figures, guidance, report, tables
+from trilemma.reporting import (ddgan, distillation, distillation_cost, error_split, figures, guidance, report,
+                                tables)
 
 
 def add_arguments(p):
@@ -51,6 +52,8 @@ def run(args):
     figures.trilemma_chart(df, rep["fast_sampling"], fig["trilemma"], dpi=rep["dpi"], device=device,
                            ylabel=f"Fréchet distance ({space})", floor=floor)
     distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
+    distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=rep["dpi"],
+                                               ylabel=f"Fréchet distance ({space})")
     if "guidance_tradeoff" in fig:
         guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep["dpi"],
                                    reference_steps=g["eval"]["reference_steps"], headline_steps=g["headline_steps"])
@@ -96,6 +99,7 @@ def run_images(args, cfg, df, device):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     figures.fid_vs_time(df, fig["fid_vs_time"], dpi=rep["dpi"], device=device, ylabel=f"FID ({space})")
     distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"], ylabel=f"FID ({space})")
+    distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=rep["dpi"], ylabel=f"FID ({space})")
     data, dmeta = load_tensors(paths.fmt(paths.DATA, profile=p, dataset=cfg["data"]["name"]))
     n = rep.get("grid_images", 64)
     keyed = df.assign(bank=df["model"] + "/" + df["spec"]).set_index("bank")

@@ -8,6 +8,8 @@ Spec ids (the ``{spec}`` wildcard) name the sampler and its settings:
   pf_ode-<euler|heun>-s<N>           fixed-step probability-flow ODE
   dpmpp2m-s<N>                       DPM-Solver++(2M) (Lu et al. 2022), N NFE on diffusers' linspace grid
   pd-s<N>                            a progressive-distillation student with its own N-step DDIM
+  cd-s<N>                            the consistency-distillation model with Algorithm 1 (Song et al. 2023),
+                                     re-noised at sampling.cd.tau.s<N>
   stoch-v<V>-s<N>                    the PD paper's stochastic sampler: posterior mean, log-variance
                                      (1-V) log sigma~^2_s|t + V log sigma^2_t|s (Salimans & Ho 2022)
 On a continuous-time model (cosine logSNR) every N-step grid is t_i = i/N (Algorithm 2's grid).
@@ -44,6 +46,7 @@ from trilemma.evaluation.timing import time_per_batch
 from trilemma.sampling import registry
 from trilemma.sampling.common import CountNFE
 from trilemma.sampling.registry import SamplerSpec  # noqa: F401  (the spec type, re-exported)
+from trilemma.training.bill import bank_columns
 from trilemma.training.distributed import context, launch, shutdown
 
 
@@ -89,7 +92,7 @@ def run(args):
     sampler = make_sampler(spec, counters[0], cfg, info, classifier=counters[-1] if args.classifier_dir else None)
     n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
     shape = (dim,) if isinstance(dim, int) else tuple(dim)   # 2-D points: (2,); images: (C, H, W)
-    if info["method"] in ("pd", "pd_teacher"):  # the distillation chain's banks (dag.distill_bank_ids)
+    if info["method"] in ("pd", "pd_teacher", "cd"):  # the distillation banks (dag.is_distill_bank)
         n = cfg["distill"]["eval"]["num_samples"]
     labels = None
     if spec.w is not None:  # guidance banks (dag.guided_bank_ids): balanced labels 0, 1, ..., C-1, 0, ...
@@ -116,7 +119,7 @@ def run(args):
             "sampler": spec.label, "nfe": nfe, "num_samples": n,
             "time_per_100_s": timing["median_s"] * 100 / tm["batch"], "timing": timing,
             "device": timing["device"], "seed": cfg["seed"], "round": info.get("round"),
-            "train_seed": info.get("seed")}
+            "train_seed": info.get("seed"), **bank_columns(info)}
     save_tensors(args.out, {"samples": samples, **({} if labels is None else {"labels": labels.cpu()})}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")
 

@@ -12,6 +12,11 @@ only at steps divisible by it (WGAN-GP's n_critic), and ``lazy_every`` passes ``
 loss at such steps, so a lazy regulariser (R1) joins that step's loss and update, as in DDGAN's code.
 A non-finite loss stops the run, and so do non-finite weights before any checkpoint is written, so
 the last checkpoint on disk is always a good one.
+
+The clock: ``wall_s`` of the log is summed over the runs of a resumed job.  A task with a ``bill``
+dict (the distillation bill, ``training/bill.py``: its counters, e.g. teacher evaluations) has it
+checkpointed and restored with the rest; at the end the loop sums its counters over the ranks (each
+rank counted its slice) and adds ``updates``, ``wall_s`` and ``device`` to it.
 """
 from __future__ import annotations
 
@@ -132,7 +137,8 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                                         lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay, foreach=True)
               for ph in task.phases}
     ema = {m: copy.deepcopy(task.modules[m]).requires_grad_(False) for m in task.ema_modules}
-    step = 0
+    step, wall_before = 0, 0.0
+    bill = getattr(task, "bill", None)
     if state_path.exists():
         state = load_state(state_path)
         if state.get("fingerprint") == fingerprint:
@@ -144,6 +150,9 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                 opt.load_state_dict(state["optims"][name])
             gen.set_state(state["rng"])
             step = int(state["step"])
+            wall_before = float(state.get("wall_s", 0.0))
+            if bill is not None:
+                bill.update(state.get("bill", {}))
             if ctx.is_main:
                 _truncate_log(log_path, step)
             print(f"[{desc}] resuming from step {step} ({state_path})", file=sys.stderr)
@@ -158,6 +167,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
             return
         save_state(state_path, {
             "fingerprint": fingerprint, "step": step, "rng": gen.get_state(),
+            "wall_s": wall_before + time.perf_counter() - t0, "bill": dict(bill or {}),
             "modules": {n: m.state_dict() for n, m in task.modules.items()},
             "ema": {n: m.state_dict() for n, m in ema.items()},
             "optims": {n: o.state_dict() for n, o in optims.items()}})
@@ -202,7 +212,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
             bar.update(1)
             if ctx.is_main and (step % cfg.log_every == 0 or step == total):
                 record = {"step": step, "samples_seen": step * cfg.batch_size, "lr_factor": factor,
-                          "wall_s": round(time.perf_counter() - t0, 3), **logs}
+                          "wall_s": round(wall_before + time.perf_counter() - t0, 3), **logs}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k.endswith("loss")})
@@ -215,8 +225,19 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                 raise SystemExit(128 + stop.signum)
     bar.close()
     checkpoint()
+    if bill is not None:   # the task's counters summed over the ranks (each counted its slice)
+        counts = ctx.gather(dict(bill))
+        bill.update({k: sum(c[k] for c in counts) for k in bill} if counts else {})
+        bill.update(updates=total, wall_s=round(wall_before + time.perf_counter() - t0, 3),
+                    device=_device_name(task))
     final = {n: (ema[n] if n in ema else m).state_dict() for n, m in task.modules.items()}
     return final
+
+
+def _device_name(task: Task) -> str:
+    from trilemma.evaluation.timing import device_name
+    params = [p for m in task.modules.values() for p in m.parameters()]
+    return device_name(params[0].device if params else torch.device("cpu"))
 
 
 def _check_finite(modules: dict[str, nn.Module], step: int, desc: str) -> None:

@@ -31,6 +31,7 @@ import torch
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.ddim import ddim_step
+from trilemma.training.bill import CountTeacher
 from trilemma.training.loop import Phase
 from trilemma.training.tasks.guided import guidance_cond, labelled_batch
 from trilemma.training.tasks.pd_teacher import weighted_loss
@@ -64,7 +65,9 @@ class DistillTask:
         self.student, self.teacher, self.steps, self.weighting = student, teacher, steps, weighting
         self.labels, self.w_range, self.w_ends, self.last_step = labels, w_range, w_ends, last_step
         self.grid = 2 * steps if half_grid else steps
-        self.teacher.requires_grad_(False)
+        teacher.requires_grad_(False)
+        self.bill: dict = {}   # the distillation bill (training/bill.py): teacher evaluations, counted
+        self.teacher = CountTeacher(teacher, self.bill)
         self.modules = {"net": student.net}
         self.ema_modules: list[str] = []
         self.x0, self.batch_size = x0, rounds["batch_size"]

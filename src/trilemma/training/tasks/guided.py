@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.guidance import classifier_input
+from trilemma.training.bill import CountTeacher
 from trilemma.training.loop import Phase
 from trilemma.training.tasks.pd_teacher import weighted_loss
 
@@ -61,9 +62,12 @@ class GuidedStudentTask:
 
     def __init__(self, student, guided_teacher, x0: torch.Tensor, labels: torch.Tensor, train: dict,
                  w_range: tuple[float, float], weighting: str, w_ends: float = 0.0):
-        self.student, self.teacher, self.weighting, self.w_range = student, guided_teacher, weighting, w_range
+        self.student, self.weighting, self.w_range = student, weighting, w_range
         self.w_ends = w_ends
-        self.teacher.requires_grad_(False)
+        guided_teacher.requires_grad_(False)
+        self.bill: dict = {}   # the distillation bill (training/bill.py): CFG's two passes counted
+        guided_teacher.denoiser = CountTeacher(guided_teacher.denoiser, self.bill)
+        self.teacher = guided_teacher
         self.modules = {"net": student.net}
         self.ema_modules = ["net"]   # ema_decay = 0: the raw weights
         self.x0, self.labels, self.batch_size = x0, labels, train["batch_size"]

@@ -25,6 +25,7 @@ class ImageBatches:
         self.task, self.hflip = task, hflip
         self.modules, self.ema_modules = task.modules, task.ema_modules
         self.phases, self.batch_size = task.phases, task.batch_size
+        self.bill = getattr(task, "bill", None)   # the same dict: the distillation bill's counters
 
     @property
     def shard(self):
