@@ -206,15 +206,14 @@ def _metrics_and_plots(cfg, up: str) -> dict:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, except a short list on one line; no YAML aliases."""
+    """Block style, except lists of plain strings, which flow (wrapped at the width); no YAML aliases."""
 
     def ignore_aliases(self, data):
         return True
 
 
 def _flow_list(dumper, data):
-    flow = all(isinstance(x, str) and "$" not in x for x in data) and (
-        all("/" not in x for x in data) or sum(len(x) + 2 for x in data) < 100)
+    flow = all(isinstance(x, str) and "$" not in x for x in data)
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow and bool(data))
 
 
