@@ -193,6 +193,43 @@ def test_check_config_and_snakemake_dry_run_without_torch(tmp_path, repo_copy):
     assert "This was a dry-run" in proc.stdout + proc.stderr
 
 
+# ----------------------------------------------------------------------------- start-up of the jobs (issue 21)
+LIGHT_PROBE = """
+import sys
+import torch
+from trilemma.evaluation import fidelity
+g = torch.Generator().manual_seed(0)
+a, b = torch.randn(3000, 8, generator=g, dtype=torch.float64), torch.randn(3000, 8, generator=g, dtype=torch.float64)
+fd, pr = fidelity.frechet_distance(a, b + 0.1), fidelity.precision_recall(a[:, :2], b[:, :2], max_samples=1000)
+heavy = sorted(m for m in ("torchvision", "torch._dynamo", "torch_fidelity", "torch_fidelity.utils") if m in sys.modules)
+assert not heavy, heavy
+import torch_fidelity.metric_fid as mf, torch_fidelity.metric_prc as mp   # the whole package, as images.py loads it
+ref = mf.fid_statistics_to_metric(mf.fid_features_to_statistics(a), mf.fid_features_to_statistics(b + 0.1), False)
+out = mp.prc_features_to_metric(a[:1000, :2].float(), b[:1000, :2].float(), prc_neighborhood=3, verbose=False)
+assert fd == float(ref[mf.KEY_METRIC_FID]), (fd, ref)
+fidelity._metric_modules.cache_clear()
+assert fidelity._metric_modules()[0] is mf and fidelity.frechet_distance(a, b + 0.1) == fd
+print("light ok")
+"""
+
+
+def test_toy_metrics_skip_the_image_stack():
+    """2-D evaluation runs torch-fidelity's own metric code without torchvision / torch._dynamo (1.3 s
+    of start-up per evaluation job), with the same numbers as the whole package."""
+    proc = subprocess.run([sys.executable, "-c", LIGHT_PROBE], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "light ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_command_reports_its_timing_and_exits_cleanly():
+    """``trilemma <verb>`` ends with one timing line on stderr (start-up vs compute) and, skipping the
+    interpreter's teardown, still delivers its whole stdout and exit status."""
+    from trilemma.jobclock import parse
+    proc = run_cmd([str(BIN / "trilemma"), "check-config", "--profile", "toy"], cwd=REPO)
+    assert "configuration valid" in proc.stdout
+    timing = parse(proc.stderr)
+    assert timing["verb"] == "check-config" and 0 < timing["startup_cpu_s"] < 30 and timing["compute_wall_s"] >= 0
+
+
 if __name__ == "__main__":
     graph = import_graph("--all" in sys.argv)
     if "-v" in sys.argv:

@@ -180,3 +180,25 @@ def test_mlp_one_shared_time_equals_per_row_times():
                 a, b = net(x, shared, cond), net(x, distinct, cond)
             torch.testing.assert_close(a[:-1], b[:-1], rtol=1e-5, atol=1e-5)
             assert not torch.allclose(a[-1], b[-1])
+
+
+@pytest.mark.parametrize("continuous", [False, True], ids=["discrete", "cosine"])
+def test_per_grid_fast_paths_equal_per_step_values_bit_for_bit(continuous):
+    """The sampler loop's fixed costs (issue 21): the coefficients of a whole grid in one call, and the
+    network's time input from a cached Python float, give exactly the per-step values they replace
+    (so the banks stay bit for bit what they were)."""
+    from trilemma.diffusion.continuous import uniform_grid
+    from trilemma.diffusion.schedules import CosineLogSNRSchedule
+    from trilemma.sampling.ddim import ddim_coefficients, grid_coefficients
+    schedule = CosineLogSNRSchedule() if continuous else DiscreteSchedule(linear_betas(1e-4, 0.02, 1000))
+    grids = ([uniform_grid(n) for n in (1, 2, 8, 64, 1024)] if continuous else
+             [sampling_grid(ddim_uniform(1000, n)) for n in (1, 10, 50, 1000)] + [sampling_grid(ddim_quadratic(1000, 20))])
+    for ts in grids:
+        for eta, sigma_hat in ((0.0, False), (0.5, False), (1.0, False), (0.0, True)):
+            per_step = [ddim_coefficients(schedule, ts[i], ts[i + 1], eta=eta, sigma_hat=sigma_hat)
+                        for i in range(len(ts) - 1)]
+            assert grid_coefficients(schedule, ts, eta=eta, sigma_hat=sigma_hat) == per_step
+        batch = torch.stack([torch.full((100,), t, dtype=torch.float64) for t in ts[:-1].tolist()])
+        expected = schedule.net_time(batch).to(torch.float32)
+        fast = torch.tensor([[schedule.net_time_float(t)] * 100 for t in ts[:-1].tolist()], dtype=torch.float32)
+        assert torch.equal(fast, expected)

@@ -27,12 +27,13 @@ class Denoiser(nn.Module):
         """``t``: one time for the whole batch (a float or 0-d tensor: the samplers' fast path, with
         Python-float coefficients) or one time per sample (a 1-d tensor)."""
         if isinstance(t, float) or (torch.is_tensor(t) and t.ndim == 0):
-            alpha, sigma = self.schedule.alpha_sigma_float(float(t))
-            t = torch.full((x_t.shape[0],), float(t), dtype=torch.float64, device=x_t.device)
+            t = float(t)
+            alpha, sigma = self.schedule.alpha_sigma_float(t)
+            t_in = torch.full((x_t.shape[0],), self.schedule.net_time_float(t), dtype=x_t.dtype, device=x_t.device)
         else:
             t = torch.as_tensor(t, device=x_t.device)
             alpha, sigma = (_bcast(c, x_t) for c in self.schedule.alpha_sigma(t))
-        t_in = self.schedule.net_time(t).to(x_t.dtype)
+            t_in = self.schedule.net_time(t).to(x_t.dtype)
         out = self.net(x_t, t_in, cond) if cond is not None else self.net(x_t, t_in)
         return convert(out, x_t, alpha, sigma, self.parameterization)
 

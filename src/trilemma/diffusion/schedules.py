@@ -63,6 +63,15 @@ class VPSchedule:
             cache[t] = (float(alpha), float(sigma))
         return cache[t]
 
+    def net_time_float(self, t: float) -> float:
+        """``net_time`` at one time as a Python float (cached): the samplers' per-step fast path builds
+        the network's time input from it in one operation.  Equal bit for bit to ``net_time`` of a
+        batch of that time (tests/test_samplers.py)."""
+        cache = self.__dict__.setdefault("_net_time_cache", {})
+        if t not in cache:
+            cache[t] = float(self.net_time(torch.tensor(float(t), dtype=torch.float64)))
+        return cache[t]
+
     def alpha_sigma(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha_t, sigma_t) = (sqrt(abar_t), sqrt(1 - abar_t)), float64."""
         log_abar = self.log_alpha_bar(t)
