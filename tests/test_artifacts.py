@@ -53,6 +53,13 @@ def test_flipped_tensor_byte_is_detected_and_names_the_rebuild(tmp_path):
         load_tensors(f)
 
 
+def test_a_file_without_digest_is_refused(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"x": torch.zeros(3)}, str(tmp_path / "old.safetensors"), metadata={"trilemma": "{}"})
+    with pytest.raises(ArtifactError, match="old.safetensors: no content digest"):
+        load_tensors(tmp_path / "old.safetensors")
+
+
 def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     stale = tmp_path / ".x.safetensors.abc123.tmp"
     stale.write_bytes(b"half")

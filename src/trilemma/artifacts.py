@@ -95,7 +95,10 @@ def load_tensors(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if raw is None:
         raise ArtifactError(f"{path}: a safetensors file, but not one written by trilemma "
                             f"(no 'trilemma' metadata); {rebuild_hint(path)}")
-    if "sha256" in header and header["sha256"] != tensors_digest(tensors, raw):
+    if "sha256" not in header:
+        raise ArtifactError(f"{path}: no content digest (written by a trilemma older than digests); "
+                            f"{rebuild_hint(path)}")
+    if header["sha256"] != tensors_digest(tensors, raw):
         raise ArtifactError(f"{path}: damaged (its content does not match the SHA-256 recorded when it "
                             f"was written); {rebuild_hint(path)}")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,13 @@ import pandas as pd
 from conftest import run_cmd, tool_env
 
 TIMING = {"time_per_100_s", "timing", "device"}   # the fields a re-run may change
+
+
+def built_copy(built: Path, tmp_path: Path) -> Path:
+    """A copy of the session's ci build (results and Snakemake's records) to damage or re-run."""
+    dst = tmp_path / "repo"
+    shutil.copytree(built, dst, symlinks=True)
+    return dst
 
 
 def snakemake_cmd(*targets: str, profile: str = "ci") -> list[str]:

@@ -3,13 +3,12 @@
 a GAN.  The job stops with one message naming the model, the step and the last good checkpoint,
 publishes nothing, keeps the last good resume state and exits non-zero; under Snakemake
 ``--keep-going`` the rest of the DAG still finishes."""
-import shutil
-
 import pytest
 import torch
 
-from conftest import copy_repo, run_cmd
-from pipeline import snakemake_cmd
+from conftest import run_cmd
+from dagtools import snakemake_plan
+from pipeline import built_copy, snakemake_cmd
 from trilemma import config, dag
 from trilemma.artifacts import load_state, load_tensors
 from trilemma.training.loop import FAULT_ENV
@@ -21,12 +20,6 @@ CASES = [
     ("distill-pd_s4", "pd_s4@25=inf", "[distill pd_s4] diverged: inf distill loss at step 25", 20),
     ("train-gan_seed0", "gan_seed0@17:G=-inf", "[train gan_seed0] diverged: -inf G loss at step 17", 10),
 ]
-
-
-def built_copy(built, tmp_path):
-    dst = tmp_path / "repo"
-    shutil.copytree(built, dst, symlinks=True)
-    return dst
 
 
 def job(name):
@@ -79,20 +72,21 @@ def downstream(cfg, name: str) -> set[str]:
 
 
 @pytest.mark.faults_long
-def test_keep_going_finishes_the_rest_of_the_dag(tmp_path):
-    """The whole ci DAG with the 8-step PD round diverging: Snakemake reports that job and finishes
-    every job that does not depend on it; the dry run afterwards plans only its dependants."""
-    repo = copy_repo(tmp_path / "repo")
-    proc = run_cmd([*snakemake_cmd(), "--keep-going"], cwd=repo, check=False, timeout=1800,
-                   env={**ENV, FAULT_ENV: "pd_s8@15"})
+def test_keep_going_finishes_the_rest_of_the_dag(built, tmp_path):
+    """The PD teacher re-trained (``--forcerun``) on a copy of the session's build, with the 8-step round
+    diverging: Snakemake reports that job and finishes every job that does not depend on it (the
+    teacher, the 16-step round, their banks); the dry run afterwards plans only the round's dependants."""
+    repo = built_copy(built, tmp_path)
+    proc = run_cmd([*snakemake_cmd(), "--keep-going", "--forcerun", "results/ci/models/teacher_pd/model.safetensors"],
+                   cwd=repo, check=False, timeout=1800, env={**ENV, FAULT_ENV: "pd_s8@15"})
+    out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "[distill pd_s8] diverged: nan distill loss at step 15" in proc.stdout + proc.stderr
+    assert "[distill pd_s8] diverged: nan distill loss at step 15" in out
     cfg = config.load("ci", root=repo)
-    from dagtools import snakemake_plan
     _, planned = snakemake_plan(repo, profile="ci")
     by_out = {o: j.name for j in dag.jobs(cfg) for o in j.outs}
     planned_jobs = {by_out[outs[0]] for rule, outs, _ in planned if outs and outs[0] in by_out}
-    expected = downstream(cfg, "distill-pd_s8")
-    assert planned_jobs == expected
-    print(f"--keep-going: {len(dag.jobs(cfg)) - len(expected)} of {len(dag.jobs(cfg))} jobs finished, "
-          f"{len(expected)} depend on the diverged round")
+    assert planned_jobs == downstream(cfg, "distill-pd_s8")
+    rerun = downstream(cfg, "train-teacher_pd") - planned_jobs
+    assert {"train-teacher_pd", "distill-pd_s16"} <= rerun
+    print(f"--keep-going: {len(rerun)} jobs finished beside the diverged round; {len(planned_jobs)} depend on it")

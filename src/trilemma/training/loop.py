@@ -14,8 +14,9 @@ The NaN guard: every phase's loss (both of a GAN's) is checked every step, on th
 anyway (``loss.item()``), so the check costs one ``math.isfinite`` per phase (bench/nan_guard.py);
 the weights are checked before every checkpoint.  A non-finite value stops the run with one
 :class:`Diverged` error naming the model, the step and the last good checkpoint: nothing is published,
-the resume state on disk is the last good one, and ``trilemma`` exits non-zero.  No tolerance of
-non-finite steps: no job of this project needs one (each recovers from nothing by skipping a step).
+the resume state on disk is the last good one, and ``trilemma`` exits non-zero.  There is no switch
+to tolerate some non-finite steps: no case was found that needs one (the toy and ci runs meet no
+non-finite loss), and skipping steps would hide a real divergence.
 
 Tests inject a non-finite loss with ``TRILEMMA_FAULT_NONFINITE`` (see :func:`inject_faults`); unset,
 the phases are not wrapped and the hook costs nothing.
