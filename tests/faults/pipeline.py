@@ -39,13 +39,22 @@ def snakemake_unlock(profile: str = "ci") -> list[str]:
 
 @dataclass
 class KillLog:
-    """What a run under kills did: the moments (seconds after each start) and what each kill hit."""
-    delays: list[float] = field(default_factory=list)
-    running_jobs: list[int] = field(default_factory=list)   # processes in the group besides the tool
+    """What a run under kills did: at how many of the run's artifacts each kill came, and what it hit."""
+    at: list[int] = field(default_factory=list)              # artifacts on disk when each kill came
+    running_jobs: list[int] = field(default_factory=list)    # processes in the group besides the tool
+    total: int = 0
 
     def summary(self) -> str:
-        return (f"{len(self.delays)} kills at {', '.join(f'{d:.1f}' for d in self.delays)} s after each start; "
+        return (f"{len(self.at)} kills, at {', '.join(map(str, self.at))} of {self.total} artifacts; "
                 f"{sum(n > 0 for n in self.running_jobs)} hit running jobs")
+
+
+def artifact_count(results: Path) -> int:
+    """The run's progress: the artifacts under ``results`` (logs and resume state aside)."""
+    if not results.is_dir():
+        return 0
+    return sum(1 for p in results.rglob("*") if p.is_file() and not p.name.startswith(".")
+               and not {"logs", ".resume"} & set(p.relative_to(results).parts))
 
 
 def group_members(pgid: int) -> int:
@@ -61,33 +70,37 @@ def group_members(pgid: int) -> int:
     return n
 
 
-def run_with_kills(cmd: list[str], cwd: Path, kills: int, seed: int, max_delay: float,
+def run_with_kills(cmd: list[str], cwd: Path, kills: int, seed: int, results: Path, total: int,
                    recover: list[list[str]] = (), env: dict | None = None, timeout: float = 1800) -> KillLog:
-    """Start ``cmd`` in its own session, SIGKILL its whole process group after a delay drawn from
-    U(0.5, ``max_delay``) s (seeded), run the ``recover`` commands, and repeat ``kills`` times; then
-    run ``cmd`` to completion.  Fails if a run ends before its kill (make ``max_delay`` smaller) or if
-    a process of a killed group survives."""
-    rng, log = random.Random(seed), KillLog()
-    for i in range(kills):
-        delay = rng.uniform(0.5, max_delay)
+    """Run ``cmd`` (in its own session) to completion while SIGKILLing its whole process group at
+    ``kills`` moments spread over the run: seeded draws of U(0, 0.9 ``total``) artifacts written under
+    ``results`` (``total``: what a whole run writes), each followed by a seeded pause of up to 2 s, so
+    kills land in every stage of the DAG and inside jobs.  After each kill the ``recover`` commands
+    run and ``cmd`` starts again.  Fails if a run ends before its kill or if a process of a killed
+    group survives."""
+    rng = random.Random(seed)
+    log = KillLog(total=total)
+    for i, point in enumerate(sorted(rng.uniform(0, 0.9 * total) for _ in range(kills))):
         out = Path(cwd).parent / f"killed-run-{i}.log"
         with open(out, "w") as fh:
             proc = subprocess.Popen(cmd, cwd=cwd, env=tool_env(env), stdout=fh, stderr=subprocess.STDOUT,
                                     start_new_session=True)
+        deadline = time.time() + timeout
+        while artifact_count(results) < point and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
         try:
-            proc.wait(timeout=delay)
-            raise AssertionError(f"{cmd[:2]} ended ({proc.returncode}) before kill {i} at {delay:.1f} s:\n"
-                                 f"{out.read_text()[-3000:]}")
+            proc.wait(timeout=rng.uniform(0.1, 2.0))
+            raise AssertionError(f"{cmd[:2]} ended ({proc.returncode}) before kill {i}:\n{out.read_text()[-3000:]}")
         except subprocess.TimeoutExpired:
             pass
         log.running_jobs.append(group_members(proc.pid) - 1)
+        log.at.append(artifact_count(results))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.time() + 30
         while group_members(proc.pid) and time.time() < deadline:
             time.sleep(0.1)
         assert group_members(proc.pid) == 0, "a process of the killed run survived"
-        log.delays.append(delay)
         for rec in recover:
             run_cmd(rec, cwd=cwd, env=env)
     run_cmd(cmd, cwd=cwd, env=env, timeout=timeout)

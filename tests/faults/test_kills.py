@@ -12,22 +12,28 @@ import pytest
 
 from conftest import copy_repo, run_cmd, slurm_ci_targets
 from dagtools import use_profile_as_params
-from pipeline import integrity_problems, run_with_kills, same_bank_metrics, same_metrics, snakemake_cmd, snakemake_unlock
+from pipeline import artifact_count, integrity_problems, run_with_kills, same_bank_metrics, same_metrics, snakemake_cmd, snakemake_unlock
 
 ENV = {"OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.parametrize("kills, whole, max_delay", [
-    pytest.param(5, False, 6.0, marks=pytest.mark.slow, id="short-slice-5"),
-    pytest.param(30, True, 12.0, marks=pytest.mark.faults_long, id="long-whole-30"),
+# the slice of the short version: two of the teacher's banks' metrics, and what a whole run of it writes
+# (the data, the teacher's model, model.json and train_log.jsonl, two banks, two metrics files)
+SLICE, SLICE_ARTIFACTS = 2, 8
+
+
+@pytest.mark.parametrize("kills, whole", [
+    pytest.param(5, False, marks=pytest.mark.slow, id="short-slice-5"),
+    pytest.param(30, True, marks=pytest.mark.faults_long, id="long-whole-30"),
 ])
-def test_snakemake_survives_kills_of_the_whole_process_group(built, tmp_path, kills, whole, max_delay):
+def test_snakemake_survives_kills_of_the_whole_process_group(built, tmp_path, kills, whole):
     repo = copy_repo(tmp_path / "repo")
-    targets = [] if whole else [t for t in slurm_ci_targets() if "/teacher_ddpm/" in t][:2]
-    cmd = snakemake_cmd(*targets)
-    log = run_with_kills(cmd, repo, kills=kills, seed=20, max_delay=max_delay, recover=[snakemake_unlock()], env=ENV)
+    targets = [] if whole else [t for t in slurm_ci_targets() if "/teacher_ddpm/" in t][:SLICE]
+    total = artifact_count(built / "results/ci") if whole else SLICE_ARTIFACTS
+    log = run_with_kills(snakemake_cmd(*targets), repo, kills=kills, seed=20, results=repo / "results/ci", total=total,
+                         recover=[snakemake_unlock()], env=ENV)
     print(f"snakemake ({'whole ci DAG' if whole else f'{len(targets)} ci targets'}): {log.summary()}")
-    assert len(log.delays) == kills and any(log.running_jobs)
+    assert len(log.at) == kills and any(log.running_jobs)
     assert "Nothing to be done" in run_cmd(["snakemake", *targets, "-n", "--cores", "2", "--config",
                                             "profile=ci"], cwd=repo).stdout
     assert integrity_problems(repo / "results/ci") == []
@@ -47,8 +53,8 @@ def test_dvc_repro_survives_kills(built, repo_copy, kills):
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo_copy)
     bank = "teacher_ddpm/ddim-eta0-uniform-s10"
     target = "evaluate-" + bank.replace("/", "-")
-    log = run_with_kills(["dvc", "repro", "-q", target], repo_copy,
-                         kills=kills, seed=3, max_delay=10.0, env=ENV)
+    log = run_with_kills(["dvc", "repro", "-q", target], repo_copy, kills=kills, seed=3,
+                         results=repo_copy / "results/ci", total=6, env=ENV)   # data, model (3 files), bank, metrics
     print(f"dvc repro: {log.summary()}")
     assert integrity_problems(repo_copy / "results/ci") == []
     same_bank_metrics(repo_copy / f"results/ci/metrics/{bank}.json", built / f"results/ci/metrics/{bank}.json")
