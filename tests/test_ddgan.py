@@ -287,7 +287,7 @@ def test_diverging_gan_job_fails_clearly_without_a_model_file(repo_copy):
     proc = run_cmd(["trilemma", "train", "--profile", "ci", "--model", "gan_seed0", "--data", data,
                     "--out", str(out), "--no-progress"], cwd=repo_copy, check=False)
     assert proc.returncode == 2
-    assert "trilemma train: error:" in proc.stderr and "non-finite" in proc.stderr
+    assert "trilemma train: error: [train gan_seed0] diverged: nan" in proc.stderr and "nothing published" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
 
