@@ -11,13 +11,14 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: run dry-run test test-fast report-html dvc.yaml check-config clean-results help
+.PHONY: run dry-run test test-fast test-faults report-html dvc.yaml check-config clean-results help
 
 help:
 	@echo "make run [PROFILE=name]      run the pipeline (snakemake --cores all); default profile: toy"
 	@echo "make dry-run [PROFILE=name]  print snakemake's dry run"
 	@echo "make test                    run the test suite (tests/)"
 	@echo "make test-fast               the tests without the end-to-end DAG runs"
+	@echo "make test-faults             the long fault-injection run (README \"What survives what\")"
 	@echo "make report-html             snakemake --report results/\$$PROFILE/report.html"
 	@echo "make dvc.yaml                regenerate the DVC front-ends (dvc.yaml, pipelines/<profile>/) from the DAG"
 
@@ -46,7 +47,11 @@ test: $(STAMP)
 	pytest
 
 test-fast: $(STAMP)
-	pytest -m "not slow"
+	pytest -m "not slow and not faults_long"
+
+# The long fault-injection run (30 whole-pipeline kills, ...); `make test` runs the short version.
+test-faults: $(STAMP)
+	pytest -s -m faults_long tests/faults
 
 report-html: $(STAMP)
 	snakemake --cores 1 --config profile=$(PROFILE) --report results/$(PROFILE)/report.html

@@ -10,6 +10,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+import sys
+
 import yaml
 from trilemma import config as trilemma_config, dag, paths
 
@@ -18,7 +20,10 @@ configfile: "params.yaml"
 report: "workflow/report/workflow.rst"
 
 PROFILE = config.get("profile", "toy")
-CFG = trilemma_config.load(PROFILE)  # schema + cross-key validation: a bad config stops here
+try:  # schema + cross-key validation: a bad config stops here, before any job, with one message
+    CFG = trilemma_config.load(PROFILE)
+except trilemma_config.ConfigError as exc:
+    sys.exit(f"snakemake: {exc}")   # SystemExit: Snakemake prints it without a stack trace
 
 
 def _check_overrides():
@@ -26,7 +31,7 @@ def _check_overrides():
     base = yaml.safe_load(open("params.yaml"))
     extra = {k: v for k, v in config.items() if k != "profile" and base.get(k) != v}
     if extra:
-        raise ValueError(
+        sys.exit(
             f"snakemake --config/--configfile overrides {sorted(extra)} would not reach the trilemma "
             "verbs; put them in params.yaml or in config/profiles/<name>.yaml and pass --config profile=<name>")
 

@@ -55,6 +55,15 @@ def repo_copy(tmp_path):
     return copy_repo(tmp_path / "repo")
 
 
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """The session's uninterrupted Snakemake build of the ``ci`` profile (tests/test_e2e.py checks it;
+    tests/faults compares interrupted and damaged runs with it).  Tests that change it restore it."""
+    dst = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    run_cmd(["snakemake", "--cores", "2", "--config", "profile=ci"], cwd=dst)
+    return dst
+
+
 def tool_env(extra=None) -> dict:
     """The environment of every command a test starts: this venv's tools first on PATH, no DVC analytics."""
     return {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1", **(extra or {})}

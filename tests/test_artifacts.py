@@ -37,8 +37,34 @@ def test_truncated_file_names_the_file(tmp_path):
     make_model(tmp_path)
     f = tmp_path / "model.safetensors"
     f.write_bytes(f.read_bytes()[:50])
-    with pytest.raises(ArtifactError, match="model.safetensors.*truncated or foreign"):
+    with pytest.raises(ArtifactError, match="model.safetensors.*truncated, damaged or foreign"):
         load_model(tmp_path)
+
+
+def test_flipped_tensor_byte_is_detected_and_names_the_rebuild(tmp_path):
+    """Safetensors has no checksum: a flipped byte in a tensor loaded as a wrong value before the digest."""
+    f = tmp_path / "results/ci/samples/m/s.safetensors"
+    save_tensors(f, {"x": torch.zeros(100)}, {"kind": "bank"})
+    data = bytearray(f.read_bytes())
+    data[-7] ^= 0x40   # inside x's bytes
+    f.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"s.safetensors: damaged .*snakemake --cores all --config profile=ci "
+                                            r"--forcerun results/ci/samples/m/s.safetensors"):
+        load_tensors(f)
+
+
+def test_a_file_without_digest_is_refused(tmp_path):
+    from safetensors.torch import save_file
+    save_file({"x": torch.zeros(3)}, str(tmp_path / "old.safetensors"), metadata={"trilemma": "{}"})
+    with pytest.raises(ArtifactError, match="old.safetensors: no content digest"):
+        load_tensors(tmp_path / "old.safetensors")
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    stale = tmp_path / ".x.safetensors.abc123.tmp"
+    stale.write_bytes(b"half")
+    save_tensors(tmp_path / "x.safetensors", {"a": torch.ones(2)})
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["x.safetensors"]
 
 
 class Boom:

@@ -259,7 +259,7 @@ def test_phase_every_and_lazy_every(tmp_path):
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
     cfg = LoopConfig(samples=20, batch_size=1, checkpoint_every=5)
-    with pytest.raises(FloatingPointError, match="non-finite a loss at step 12"):
+    with pytest.raises(FloatingPointError, match=r"diverged: nan a loss at step 12; nothing published; the last good checkpoint is step 10"):
         train(ToyTask(nan_at=12), cfg, seed=0, resume_dir=tmp_path, fingerprint="f", progress=False)
     from trilemma.artifacts import load_state
     state = load_state(tmp_path / "state.pt")
@@ -269,7 +269,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_non_finite_weights_are_never_checkpointed(tmp_path):
     cfg = LoopConfig(samples=20, batch_size=1, checkpoint_every=4)  # the bad update at step 7 is
-    with pytest.raises(FloatingPointError, match="non-finite weights in 'w' at step 8"):  # followed by a checkpoint
+    with pytest.raises(FloatingPointError, match="non-finite weights in 'w' at step 8; nothing published; the last good checkpoint is step 4"):  # followed by a checkpoint
         train(ToyTask(bad_grad_at=7), cfg, seed=0, resume_dir=tmp_path, fingerprint="f", progress=False)
     from trilemma.artifacts import load_state
     state = load_state(tmp_path / "state.pt")
@@ -287,7 +287,7 @@ def test_diverging_gan_job_fails_clearly_without_a_model_file(repo_copy):
     proc = run_cmd(["trilemma", "train", "--profile", "ci", "--model", "gan_seed0", "--data", data,
                     "--out", str(out), "--no-progress"], cwd=repo_copy, check=False)
     assert proc.returncode == 2
-    assert "trilemma train: error:" in proc.stderr and "non-finite" in proc.stderr
+    assert "trilemma train: error: [train gan_seed0] diverged: nan" in proc.stderr and "nothing published" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
 

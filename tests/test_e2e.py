@@ -6,19 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import copy_repo, run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
+from conftest import run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
 from dagtools import edit_yaml, snakemake_plan
 
 pytestmark = pytest.mark.slow
 
 COLUMNS = ["method", "model", "sampler", "steps", "nfe", "time_per_100_s", "fd", "precision", "recall", "modes", "hq"]
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    dst = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
-    run_cmd(["snakemake", "--cores", "2", "--config", "profile=ci"], cwd=dst)
-    return dst
 
 
 def test_outputs_and_metrics(built):

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import yaml
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
 from trilemma import dag  # the grid of sample banks and distillation students the cross-key rules check
 from trilemma.data.catalog import is_image_profile
@@ -75,6 +76,8 @@ def profile_files(profile: str | None, root: Path | str = ".") -> list[Path]:
 
 
 def _describe(error) -> str:
+    if error.validator in ("oneOf", "anyOf") and error.context:   # name the key inside, not its parent
+        error = best_match([error])
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))

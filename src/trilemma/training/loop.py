@@ -10,8 +10,17 @@ same fingerprint continues from it; on CPU the final weights equal those of an u
 Adversarial tasks (DDGAN, GAN, WGAN-GP) use two StyleGAN2-ADA phase options: ``every`` runs a phase
 only at steps divisible by it (WGAN-GP's n_critic), and ``lazy_every`` passes ``lazy=True`` to the
 loss at such steps, so a lazy regulariser (R1) joins that step's loss and update, as in DDGAN's code.
-A non-finite loss stops the run, and so do non-finite weights before any checkpoint is written, so
-the last checkpoint on disk is always a good one.
+
+The NaN guard: every phase's loss (both of a GAN's) is checked every step, on the value the log needs
+anyway (``loss.item()``), so the check costs one ``math.isfinite`` per phase (bench/nan_guard.py);
+the weights are checked before every checkpoint.  A non-finite value stops the run with one
+:class:`Diverged` error naming the model, the step and the last good checkpoint: nothing is published,
+the resume state on disk is the last good one, and ``trilemma`` exits non-zero.  There is no switch
+to tolerate some non-finite steps: no case was found that needs one (the toy and ci runs meet no
+non-finite loss), and skipping steps would hide a real divergence.
+
+Tests inject a non-finite loss with ``TRILEMMA_FAULT_NONFINITE`` (see :func:`inject_faults`); unset,
+the phases are not wrapped and the hook costs nothing.
 
 The clock: ``wall_s`` of the log is summed over the runs of a resumed job.  A task with a ``bill``
 dict (the distillation bill, ``training/bill.py``: its counters, e.g. teacher evaluations) has it
@@ -137,7 +146,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                                         lr=ph.lr, betas=ph.betas, weight_decay=ph.weight_decay, foreach=True)
               for ph in task.phases}
     ema = {m: copy.deepcopy(task.modules[m]).requires_grad_(False) for m in task.ema_modules}
-    step, wall_before = 0, 0.0
+    step, wall_before, saved = 0, 0.0, None   # saved: the step of the last good checkpoint on disk
     bill = getattr(task, "bill", None)
     if state_path.exists():
         state = load_state(state_path)
@@ -149,7 +158,7 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
             for name, opt in optims.items():
                 opt.load_state_dict(state["optims"][name])
             gen.set_state(state["rng"])
-            step = int(state["step"])
+            step = saved = int(state["step"])
             wall_before = float(state.get("wall_s", 0.0))
             if bill is not None:
                 bill.update(state.get("bill", {}))
@@ -162,7 +171,11 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                 log_path.unlink(missing_ok=True)
 
     def checkpoint():
-        _check_finite(task.modules, step, desc)
+        nonlocal saved
+        for name, mod in task.modules.items():
+            if not all(bool(torch.isfinite(p).all()) for p in mod.parameters()):
+                raise Diverged(desc, f"non-finite weights in '{name}'", step, saved, state_path)
+        saved = step
         if not ctx.is_main:
             return
         save_state(state_path, {
@@ -176,13 +189,14 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
     bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, unit="step",
                mininterval=1.0, file=sys.stderr)
     t0 = time.perf_counter()
+    phases = inject_faults(task.phases, desc, step)
     ctx.barrier()  # every rank has read the resume state before rank 0 may rewrite it
     with _Stop() as stop, open(log_path if ctx.is_main else os.devnull, "a") as log:
         while step < total:
             factor = lr_factor(cfg, step * cfg.batch_size)
             batch = task.sample_batch(gen)
             logs: dict[str, float] = {}
-            for ph in task.phases:
+            for ph in phases:
                 if step % ph.every:
                     continue
                 opt = optims[ph.name]
@@ -190,17 +204,16 @@ def train(task: Task, cfg: LoopConfig, *, seed: int, resume_dir: Path, fingerpri
                     group["lr"] = ph.lr * factor
                 lazy = {"lazy": step % ph.lazy_every == 0} if ph.lazy_every else {}
                 loss, extra = ph.loss_fn(batch, gen, **lazy)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"[{desc}] non-finite {ph.name} loss at step {step}; the last good checkpoint "
-                        f"is kept in {state_path}")
+                value = loss.item()   # the log's value, read before the update: the guard is one isfinite
+                if not math.isfinite(value):
+                    raise Diverged(desc, f"{value} {ph.name} loss", step, saved, state_path)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 ctx.average_gradients(opt.param_groups[0]["params"])
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], cfg.grad_clip)
                 opt.step()
-                logs[f"{ph.name}_loss"] = loss.item()
+                logs[f"{ph.name}_loss"] = value
                 logs.update({f"{ph.name}_{k}": float(v) for k, v in extra.items()})
             with torch.no_grad():
                 for name, ema_mod in ema.items():
@@ -240,11 +253,44 @@ def _device_name(task: Task) -> str:
     return device_name(params[0].device if params else torch.device("cpu"))
 
 
-def _check_finite(modules: dict[str, nn.Module], step: int, desc: str) -> None:
-    for name, mod in modules.items():
-        if not all(bool(torch.isfinite(p).all()) for p in mod.parameters()):
-            raise FloatingPointError(f"[{desc}] non-finite weights in '{name}' at step {step}; "
-                                     f"not checkpointed: the last good checkpoint is kept")
+class Diverged(FloatingPointError):
+    """A training run met a non-finite loss or weights: one message naming the model (``desc``), the
+    step and the last good checkpoint (``trilemma`` prints it and exits non-zero)."""
+
+    def __init__(self, desc: str, what: str, step: int, saved: int | None, state_path: Path):
+        last = (f"the last good checkpoint is step {saved}, kept in {state_path} (a re-run resumes from it)"
+                if saved is not None else "no checkpoint was written yet (a re-run starts over)")
+        super().__init__(f"[{desc}] diverged: {what} at step {step}; nothing published; {last}")
+        self.step, self.saved = step, saved
+
+
+FAULT_ENV = "TRILEMMA_FAULT_NONFINITE"
+
+
+def inject_faults(phases: list[Phase], desc: str, start: int) -> list[Phase]:
+    """Test-only: ``TRILEMMA_FAULT_NONFINITE=MODEL@STEP[:PHASE][=nan|inf]`` makes the loss of ``PHASE``
+    (default: every phase) of the run whose ``desc`` ends in ``MODEL`` non-finite at ``STEP``.
+    Unset or naming another model, ``phases`` come back unchanged (no per-step cost)."""
+    spec = os.environ.get(FAULT_ENV, "")
+    spec, _, kind = spec.partition("=")
+    model, _, where = spec.partition("@")
+    if not model or desc.split()[-1] != model:
+        return phases
+    at, _, only = where.partition(":")
+    bad, at = float(kind or "nan"), int(at)
+    return [Phase(**{**ph.__dict__, "loss_fn": _poisoned(ph, bad, at, start)})
+            if only in ("", ph.name) else ph for ph in phases]
+
+
+def _poisoned(ph: Phase, bad: float, at: int, start: int):
+    """``ph.loss_fn`` plus ``bad`` at step ``at``: its k-th call (from ``start``) is at the k-th step
+    divisible by ``ph.every``."""
+    calls = iter(range(-(-start // ph.every) * ph.every, 1 << 62, ph.every))
+
+    def loss_fn(*args, **kwargs):
+        loss, extra = ph.loss_fn(*args, **kwargs)
+        return (loss + bad if next(calls) == at else loss), extra
+    return loss_fn
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
