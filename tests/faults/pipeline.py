@@ -50,11 +50,11 @@ class KillLog:
 
 
 def artifact_count(results: Path) -> int:
-    """The run's progress: the artifacts under ``results`` (logs and resume state aside)."""
+    """The run's progress: the artifacts under ``results`` (logs, resume state and DVC's per-job code files aside)."""
     if not results.is_dir():
         return 0
     return sum(1 for p in results.rglob("*") if p.is_file() and not p.name.startswith(".")
-               and not {"logs", ".resume"} & set(p.relative_to(results).parts))
+               and not {"logs", ".resume", "code"} & set(p.relative_to(results).parts))
 
 
 def group_members(pgid: int) -> int:

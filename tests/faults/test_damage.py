@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import run_cmd
-from dagtools import use_profile_as_params
 from pipeline import built_copy, integrity_problems, same_bank_metrics
 from trilemma import cli, config, dag
+from trilemma.stages import dvc_yaml
 from trilemma.artifacts import load_tensors
 
 BANK = "results/ci/samples/teacher_ddpm/ddim-eta0-uniform-s10.safetensors"
@@ -86,10 +86,11 @@ def test_dvc_sees_the_damage_and_repro_rebuilds(damaged_repo, built):
     """dvc.lock records the Snakemake build (``dvc commit``, as ``make run`` does); a damaged bank is a
     changed output for ``dvc status``, and ``dvc repro`` rebuilds it, equal to the original."""
     repo = damaged_repo
-    target = CONSUMERS[BANK]
-    use_profile_as_params(repo, "ci")
+    front = dvc_yaml.front_end("ci", "toy")[0]
+    target = dvc_yaml.stage_address(config.load("ci", root=repo), CONSUMERS[BANK])
     run_cmd(["git", "init", "-q"], cwd=repo)
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo)
+    run_cmd(["dvc", "repro", "-q", "--single-item", f"{front}:code"], cwd=repo)   # as make run does
     run_cmd(["dvc", "commit", "-f", "-q", "--with-deps", target], cwd=repo)
 
     def status():

@@ -11,8 +11,9 @@ ci DAG killed 30 times, metrics.csv compared, and ``dvc repro`` of a bank's chai
 import pytest
 
 from conftest import copy_repo, run_cmd, slurm_ci_targets
-from dagtools import use_profile_as_params
 from pipeline import artifact_count, integrity_problems, run_with_kills, same_bank_metrics, same_metrics, snakemake_cmd, snakemake_unlock
+from trilemma import config
+from trilemma.stages import dvc_yaml
 
 ENV = {"OMP_NUM_THREADS": "1"}
 
@@ -48,11 +49,10 @@ def test_dvc_repro_survives_kills(built, repo_copy, kills):
     """`dvc repro` of one bank's chain (data -> teacher -> bank -> metrics), killed ``kills`` times;
     DVC releases its lock with the process (nothing to unlock) and re-runs the stages whose
     outputs are missing or not in dvc.lock."""
-    use_profile_as_params(repo_copy, "ci")
     run_cmd(["git", "init", "-q"], cwd=repo_copy)
     run_cmd(["dvc", "init", "-q", "-f"], cwd=repo_copy)
     bank = "teacher_ddpm/ddim-eta0-uniform-s10"
-    target = "evaluate-" + bank.replace("/", "-")
+    target = dvc_yaml.stage_address(config.load("ci", root=repo_copy), "evaluate-" + bank.replace("/", "-"))
     log = run_with_kills(["dvc", "repro", "-q", target], repo_copy, kills=kills, seed=3,
                          results=repo_copy / "results/ci", total=6, env=ENV)   # data, model (3 files), bank, metrics
     print(f"dvc repro: {log.summary()}")

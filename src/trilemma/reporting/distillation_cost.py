@@ -18,6 +18,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
+from trilemma.dag_base import parse_student
 from trilemma.reporting.compare import estimate, verdict
 from trilemma.reporting.figures import SAVE, _theme, plt, sns
 from trilemma.reporting.tables import _md, fmt_ci, paper_numbers
@@ -66,8 +67,8 @@ def cd_claim(df: pd.DataFrame) -> list[str]:
         carried = "carries over" if v == "better" else "does not carry over"
         said = {"better": "CD beats PD", "worse": "PD beats CD", "tie": "CD and PD tie (inside the intervals)"}[v]
         lines.append(f"- **{int(n)} step{'s' if n > 1 else ''}:** {said} here "
-                     f"(FD {fmt_ci(cd_rows.loc[n, 'fd'], cd_rows.loc[n].get('fd_ci'))} vs "
-                     f"{fmt_ci(pd_rows.loc[n, 'fd'], pd_rows.loc[n].get('fd_ci'))}); the CIFAR-10 ordering of the "
+                     f"(FD: CD {fmt_ci(cd_rows.loc[n, 'fd'], cd_rows.loc[n].get('fd_ci'))}, "
+                     f"PD {fmt_ci(pd_rows.loc[n, 'fd'], pd_rows.loc[n].get('fd_ci'))}); the CIFAR-10 ordering of the "
                      f"consistency-models paper (CD better) {carried}.")
     return lines + ([""] if lines else [])
 
@@ -84,7 +85,7 @@ def bill_frame(df: pd.DataFrame) -> pd.DataFrame:
     rows = rows.assign(o=rows["method"].map(order), s=-pd.to_numeric(rows["steps"])).sort_values(["o", "s"])
     return pd.DataFrame({
         "model": rows["model"],
-        "student steps": [("any (Alg. 1)" if m == "cd" else str(int(n))) for m, n in zip(rows["method"], rows["steps"])],
+        "student steps": [str(parse_student(m)[1]) if parse_student(m) else "any (Alg. 1)" for m in rows["model"]],
         "teacher evals": rows["train_teacher_evals"].astype("int64"), "updates": rows["train_updates"].astype("int64"),
         "wall s": rows["train_wall_s"], "cumulative teacher evals": rows["train_cumulative_teacher_evals"].astype("int64"),
         "cumulative updates": rows["train_cumulative_updates"].astype("int64"),

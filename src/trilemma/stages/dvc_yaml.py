@@ -127,6 +127,17 @@ def groups(cfg) -> dict[str, list[dag.Job]]:
     return dict(sorted(out.items(), key=lambda kv: order[kv[1][0].name]))
 
 
+def stage_address(cfg, job_name: str, default_profile: str = "toy") -> str:
+    """DVC's address of a DAG job in its profile's front-end: ``<dvc.yaml>:<group>@<key>`` for a job of a
+    ``foreach`` group, ``<dvc.yaml>:<job name>`` for a lone job (what ``dvc repro`` / ``dvc status`` take)."""
+    path = front_end(cfg["profile"], default_profile)[0]
+    for name, jobs in groups(cfg).items():
+        for job in jobs:
+            if job.name == job_name:
+                return f"{path}:{name}" if len(jobs) == 1 else f"{path}:{name}@{job.name[len(job.stage) + 1:]}"
+    raise KeyError(f"no job {job_name!r} in profile {cfg['profile']!r}")
+
+
 class _Fields:
     """The per-job fields of a group and the template of each varying value."""
 
