@@ -96,6 +96,12 @@ def project(cfg: dict, images: dict, methods: dict, sampling: dict) -> list[dict
     updates = s1["samples"] / s1["batch_size"]
     rows.append({"stage": "guided distillation, stage one", "jobs": 1, "work": f"{updates:,.0f} updates",
                  "rate": f"{round_rate:.2f} updates/s (pd_round)", "hours": updates / round_rate / 3600})
+    cd, pd_batch = cfg["consistency"]["train"], cfg["distill"]["rounds"]["batch_size"]
+    # a CD update (one teacher pass and one target pass without gradient, one student pass with) at its batch,
+    # priced as a PD round's update (two teacher passes without gradient, one with) scaled by the batch ratio
+    cd_updates = cd["updates"] * cd["batch_size"] / pd_batch
+    rows.append({"stage": "consistency distillation", "jobs": 1, "work": f"{cd['updates']:,} updates x {cd['batch_size']}",
+                 "rate": f"{round_rate:.2f} updates/s x {pd_batch} (pd_round)", "hours": cd_updates / round_rate / 3600})
     banks = defaultdict(lambda: {"jobs": 0, "forwards": 0, "seconds": 0.0, "rk45": False})
     batch = cfg["sampling"]["batch_size"]
     for job in dag.jobs(cfg):

@@ -63,8 +63,11 @@ def test_cifar10_projection_is_work_over_measured_rate(tmp_path):
     pd_forwards = 50_000 * (2 * sum(2 ** k for k in range(2, 11)))      # students + DDIM on the teacher, 4..1024
     cfg_forwards = 50_000 * (5 * 2 * 1024 + 3 * 2 * (4 + 8 + 16))         # CFG teacher: 2 NFE per step
     guided_forwards = 50_000 * (5 * 4 + 3 * (8 + 16) + 3 * 8)              # guided students + stochastic 8 steps
+    cd_forwards = 50_000 * (1 + 2 + 4)                                     # consistency model, 1/2/4 steps
     assert rows["sample banks on the pd_cifar10 U-Net"]["hours"] == pytest.approx(
-        (pd_forwards + cfg_forwards + guided_forwards) / 500 / 3600)
+        (pd_forwards + cfg_forwards + guided_forwards + cd_forwards) / 500 / 3600)
+    cd = config.load("cifar10", root=REPO)["consistency"]["train"]                  # 800k updates x 512 (CD's CIFAR-10 code)
+    assert hours["consistency distillation"] == pytest.approx(cd["updates"] * cd["batch_size"] / 128 / 4 / 3600)
 
 
 def test_cli_writes_cost_md_and_refuses_mixed_or_smoke_inputs(tmp_path, monkeypatch):

@@ -145,7 +145,8 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
         raise Launched(gpus, argv)
 
     monkeypatch.setattr(config, "load", with_gpus)
-    for module in ("train", "train_images", "distill", "distill_images", "guided_stage1", "guided_stage1_images"):
+    for module in ("train", "train_images", "distill", "distill_images", "guided_stage1", "guided_stage1_images",
+                   "consistency"):
         monkeypatch.setattr(importlib.import_module(f"trilemma.stages.{module}"), "launch", launch)
     cfg = load(profile, root=REPO)
     jobs = [j for j in dag.jobs(cfg) if j.stage in RULES
@@ -159,5 +160,5 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
             cli.main(list(job.argv[1:]))
         assert launched.value.args == (RULES[job.stage], list(job.argv[1:])), job.name
         verbs.add(job.argv[1])
-    assert verbs == ({"train", "distill", "guided-stage1"} if profile == "ci" else
-                     {"train", "train-images", "distill-images", "guided-stage1-images"})
+    assert verbs == ({"train", "distill", "guided-stage1", "consistency-distill"} if profile == "ci" else
+                     {"train", "train-images", "distill-images", "guided-stage1-images", "consistency-distill"})

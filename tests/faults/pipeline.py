@@ -71,16 +71,18 @@ def group_members(pgid: int) -> int:
 
 
 def run_with_kills(cmd: list[str], cwd: Path, kills: int, seed: int, results: Path, total: int,
-                   recover: list[list[str]] = (), env: dict | None = None, timeout: float = 1800) -> KillLog:
+                   recover: list[list[str]] = (), env: dict | None = None, timeout: float = 1800,
+                   max_pause: float = 2.0) -> KillLog:
     """Run ``cmd`` (in its own session) to completion while SIGKILLing its whole process group at
     ``kills`` moments spread over the run: seeded draws of U(0, 0.9 ``total``) artifacts written under
-    ``results`` (``total``: what a whole run writes), each followed by a seeded pause of up to 2 s, so
-    kills land in every stage of the DAG and inside jobs.  After each kill the ``recover`` commands
+    ``results`` (``total``: what a whole run writes; at most ``total`` - 1.5, so one artifact at least is
+    still to come), each followed by a seeded pause of up to ``max_pause`` s, so kills land in every stage
+    of the DAG and inside jobs (a short run wants a short pause: its last job may end within 2 s).  After each kill the ``recover`` commands
     run and ``cmd`` starts again.  Fails if a run ends before its kill or if a process of a killed
     group survives."""
     rng = random.Random(seed)
     log = KillLog(total=total)
-    for i, point in enumerate(sorted(rng.uniform(0, 0.9 * total) for _ in range(kills))):
+    for i, point in enumerate(sorted(rng.uniform(0, min(0.9 * total, total - 1.5)) for _ in range(kills))):
         out = Path(cwd).parent / f"killed-run-{i}.log"
         with open(out, "w") as fh:
             proc = subprocess.Popen(cmd, cwd=cwd, env=tool_env(env), stdout=fh, stderr=subprocess.STDOUT,
@@ -89,7 +91,7 @@ def run_with_kills(cmd: list[str], cwd: Path, kills: int, seed: int, results: Pa
         while artifact_count(results) < point and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         try:
-            proc.wait(timeout=rng.uniform(0.1, 2.0))
+            proc.wait(timeout=rng.uniform(0.1, max(0.1, max_pause)))
             raise AssertionError(f"{cmd[:2]} ended ({proc.returncode}) before kill {i}:\n{out.read_text()[-3000:]}")
         except subprocess.TimeoutExpired:
             pass

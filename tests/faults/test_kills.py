@@ -32,7 +32,7 @@ def test_snakemake_survives_kills_of_the_whole_process_group(built, tmp_path, ki
     targets = [] if whole else [t for t in slurm_ci_targets() if "/teacher_ddpm/" in t][:SLICE]
     total = artifact_count(built / "results/ci") if whole else SLICE_ARTIFACTS
     log = run_with_kills(snakemake_cmd(*targets), repo, kills=kills, seed=20, results=repo / "results/ci", total=total,
-                         recover=[snakemake_unlock()], env=ENV)
+                         recover=[snakemake_unlock()], env=ENV, max_pause=2.0 if whole else 0.3)
     print(f"snakemake ({'whole ci DAG' if whole else f'{len(targets)} ci targets'}): {log.summary()}")
     assert len(log.at) == kills and any(log.running_jobs)
     assert "Nothing to be done" in run_cmd(["snakemake", *targets, "-n", "--cores", "2", "--config",
