@@ -37,6 +37,12 @@ class FnNet(torch.nn.Module):
         return self.fn(x, t)
 
 
+# The fields of a bank's metrics (and metrics.csv's columns) that a re-run may change: where and how fast it ran,
+# and a distilled model's training wall time (a resumed job sums its runs).  Every comparison of two runs skips them.
+TIMING_FIELDS = frozenset({"time_per_100_s", "timing", "device", "train_wall_s", "train_cumulative_wall_s",
+                           "train_device"})
+
+
 def copy_repo(dst: Path) -> Path:
     """Copy the repository's tracked and untracked-not-ignored files (no .venv, no results) to ``dst``."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,

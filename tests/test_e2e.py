@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
+from conftest import TIMING_FIELDS, run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
 from dagtools import edit_yaml, snakemake_plan
 
 pytestmark = pytest.mark.slow
@@ -172,7 +172,7 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy
     for rel in ["models/teacher_ddpm/model.safetensors", f"samples/{bank}.safetensors"]:
         (a, meta_a), (b, meta_b) = load_tensors(built / "results/ci" / rel), load_tensors(repo_copy / "results/ci" / rel)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), rel
-    timing = {"time_per_100_s", "timing", "device"}
+    timing = TIMING_FIELDS
     metrics = [json.loads((root / f"results/ci/metrics/{bank}.json").read_text()) for root in (built, repo_copy)]
     assert [{k: v for k, v in m.items() if k not in timing} for m in metrics] == [
         {k: v for k, v in metrics[0].items() if k not in timing}] * 2
@@ -210,7 +210,7 @@ def test_slurm_executor_reproduces_the_local_results(built, slurm_ci_run):
     assert out.count("SLURM jobid") >= 3  # the jobs really went through sbatch
     targets = slurm_ci_targets()
     assert len(targets) >= 5
-    timing = ("time_per_100_s", "device")
+    timing = TIMING_FIELDS
     for rel in targets:
         local, slurm = (json.loads((root / rel).read_text()) for root in (built, slurm_ci_run.cwd))
         assert {k: v for k, v in slurm.items() if k not in timing} == {k: v for k, v in local.items() if k not in timing}, rel
