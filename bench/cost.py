@@ -48,7 +48,7 @@ def model_preset(cfg: dict, model: str) -> str:
     """The U-Net preset whose sampling speed stands for ``model``'s forwards."""
     if model == dag.TEACHER or paths.parse_gan_model(model):
         return cfg["teacher"]["model"]["unet"]["preset"]
-    if model == dag.PD_TEACHER or (dag.parse_student(model) or ("",))[0] == "distill":
+    if dag.in_pd_chain(model):
         return cfg["distill"]["teacher"]["model"]["unet"]["preset"]
     return cfg["guidance"]["teacher"]["model"]["unet"]["preset"]
 

@@ -28,6 +28,7 @@ from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.diffusion.timesteps import ddim_quadratic, sampling_grid
 from trilemma.evaluation import images as ev_images
+from trilemma.modality import Images
 from trilemma.models.classifier import build_classifier
 from trilemma.models.unet import build_unet
 from trilemma.sampling.ddim import sample_ddim
@@ -83,19 +84,21 @@ def loop_train(task, samples: int, batch: int, lr_cfg: dict, tmp: Path, name: st
 def fashion(device, data, *, teacher_seconds: float, num_samples: int, tmp: Path, smoke: bool) -> dict:
     x, y = data["train"], data["train_labels"]
     fn_model = {"channels": [16, 32, 64], "features": 128, "dropout": 0.1}
-    clf = build_classifier(fn_model, 1, 10).to(device)
+    images = Images()   # the image modality: networks on the device, uint8 batches scaled (and flipped)
+    clf = images.place(build_classifier(fn_model, 1, 10))
     fn_train = {"batch_size": 256, "lr": 3e-3, "lr_schedule": "cosine", "ema_decay": 0.99, "hflip": True}
-    final = loop_train(ClassifierTask(clf, x, y, fn_train), 512 if smoke else 600_000, 256, fn_train, tmp, "fn")
+    final = loop_train(images.batches(ClassifierTask(clf, x, y, fn_train), hflip=True), 512 if smoke else 600_000, 256,
+                       fn_train, tmp, "fn")
     clf.load_state_dict(final["net"])
     acc = accuracy(clf, data["eval"], data["eval_labels"])
     save_model(tmp / "fn" / "model.safetensors", final["net"],
                {"name": "feature_net", "method": "classifier", "model": fn_model, "data_dim": [1, 28, 28],
                 "num_classes": 10})
-    net = build_unet({"unet": {"preset": "fashion"}}, [1, 28, 28]).to(device)
+    net = images.place(build_unet({"unet": {"preset": "fashion"}}, [1, 28, 28]))
     sched = DiscreteSchedule.from_config(SCHEDULE)
     b = 8 if smoke else 128                            # smoke: the paths at CPU-sized batches
     t_cfg = {"batch_size": b, "lr": 2e-4, "warmup_samples": b * 500, "ema_decay": 0.999, "grad_clip": 1.0}
-    task = DDPMTask(net, sched, x, t_cfg)
+    task = images.batches(DDPMTask(net, sched, x, t_cfg))
     # measure steps/s for 30 s, then train for the remaining budget (one run of the loop per phase)
     t0 = time.perf_counter()
     probe = b * (4 if smoke else 300)
@@ -103,7 +106,7 @@ def fashion(device, data, *, teacher_seconds: float, num_samples: int, tmp: Path
     rate = probe / (time.perf_counter() - t0)
     samples = b * 4 if smoke else int(rate * teacher_seconds) // b * b
     t0 = time.perf_counter()
-    final = loop_train(DDPMTask(net, sched, x, t_cfg), samples, b, t_cfg, tmp, "teacher")
+    final = loop_train(images.batches(DDPMTask(net, sched, x, t_cfg)), samples, b, t_cfg, tmp, "teacher")
     train_s = time.perf_counter() - t0
     net.load_state_dict(final["net"])
     den = Denoiser(net.eval(), sched, "eps")

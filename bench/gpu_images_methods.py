@@ -1,5 +1,5 @@
 """GPU check of progressive distillation and DDGAN on images (one prepared script, a few minutes on one
-H100/H200): the jobs of ``trilemma train-images`` / ``distill-images`` built as the stages build them
+H100/H200): the image jobs of ``trilemma train`` / ``distill`` built as the stages build them
 (the toy's tasks through ``training/tasks/images.py``: batches on the CPU, networks on the GPU), run with
 the shared loop on random uint8 images of the profile's shape, for the profile's networks.
 

@@ -1,6 +1,6 @@
 """Data parallelism in the image training verbs (issue 7).  With ``resources.<rule>.gpu: 2`` in the
-ci_images profile, ``trilemma train-images`` (the PD teacher's U-Net; a DDGAN, generator and
-discriminator with an optimizer each) and ``trilemma distill-images`` (a PD round) re-launch
+ci_images profile, ``trilemma train`` (the PD teacher's U-Net; a DDGAN, generator and
+discriminator with an optimizer each) and ``trilemma distill`` (a PD round) re-launch
 themselves as two gloo ranks under torchrun and reach the weights of the 1-rank run with the same
 global batch; each rank's networks see half of every global batch (``rank_batches/sitecustomize.py``
 records it) and draw dropout masks from their own seed, and rank 0 alone writes.  And every training job of the ci and ci_images DAGs passes the
@@ -85,7 +85,7 @@ def repo(tmp_path_factory):
 def pd_teacher(repo):
     """The PD teacher (rule ``train``, 30 updates of 32 images) by 1 and by 2 ranks."""
     cfg = config.load(PROFILE, root=repo)
-    argv = ["train-images", "--model", "teacher_pd", "--data", DATA, "--no-progress"]
+    argv = ["train", "--model", "teacher_pd", "--data", DATA, "--no-progress"]
     return cfg, *one_and_two(repo, argv, "teacher_pd", "train", cfg["distill"]["teacher"]["train"]["batch_size"])
 
 
@@ -103,7 +103,7 @@ def test_two_ranks_train_the_one_rank_pd_teacher(repo, pd_teacher):
 def test_two_ranks_train_the_one_rank_pd_round(repo, pd_teacher):
     """A PD round 8 -> 4 steps (rule ``distill``, 5 updates of 16) from the 1-rank teacher."""
     cfg = pd_teacher[0]
-    argv = ["distill-images", "--chain", "distill", "--teacher-dir", "one/teacher_pd", "--steps", "4",
+    argv = ["distill", "--chain", "distill", "--teacher-dir", "one/teacher_pd", "--steps", "4",
             "--data", DATA, "--no-progress"]
     one, two = one_and_two(repo, argv, "pd_s4", "distill", cfg["distill"]["rounds"]["batch_size"])
     print("pd_s4: max |diff| / lr", compare(one, two, config.section(cfg, dag.round_key(cfg, "lr", 4, "distill"))))
@@ -115,7 +115,7 @@ def test_two_ranks_train_the_one_rank_ddgan(repo):
     """The DDGAN T = 2 on images (20 steps of 32 images; D and G each with its optimizer, both
     averaged; minibatch-stddev groups within a rank's half)."""
     cfg = config.load(PROFILE, root=repo)
-    argv = ["train-images", "--model", "ddgan_t2_seed0", "--data", DATA, "--no-progress"]
+    argv = ["train", "--model", "ddgan_t2_seed0", "--data", DATA, "--no-progress"]
     one, two = one_and_two(repo, argv, "ddgan", "train", cfg["ddgan"]["train"]["batch_size"])
     print("ddgan: max |diff| / lr", compare(one, two, cfg["ddgan"]["train"]["lr_g"]))   # the weights are G's
 
@@ -145,8 +145,7 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
         raise Launched(gpus, argv)
 
     monkeypatch.setattr(config, "load", with_gpus)
-    for module in ("train", "train_images", "distill", "distill_images", "guided_stage1", "guided_stage1_images",
-                   "consistency"):
+    for module in ("train", "train_gan", "distill", "guided_stage1", "consistency"):
         monkeypatch.setattr(importlib.import_module(f"trilemma.stages.{module}"), "launch", launch)
     cfg = load(profile, root=REPO)
     jobs = [j for j in dag.jobs(cfg) if j.stage in RULES
@@ -160,5 +159,4 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
             cli.main(list(job.argv[1:]))
         assert launched.value.args == (RULES[job.stage], list(job.argv[1:])), job.name
         verbs.add(job.argv[1])
-    assert verbs == ({"train", "distill", "guided-stage1", "consistency-distill"} if profile == "ci" else
-                     {"train", "train-images", "distill-images", "guided-stage1-images", "consistency-distill"})
+    assert verbs == {"train", "distill", "guided-stage1", "consistency-distill"}   # one verb per method (issue 16)

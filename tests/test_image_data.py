@@ -167,7 +167,7 @@ def test_w_conditioned_unet_student_starts_as_the_cfg_teachers_conditional_model
     from trilemma.diffusion.denoiser import Denoiser
     from trilemma.diffusion.schedules import schedule_from_config
     from trilemma.models.registry import build_model
-    from trilemma.stages.guided_stage1_images import w_unet_student
+    from trilemma.stages.guided_stage1 import w_student
 
     torch.manual_seed(0)
     model = {"kind": "unet", "num_classes": 10, "unet": {"preset": "tiny", "num_classes": 10}}
@@ -176,7 +176,7 @@ def test_w_conditioned_unet_student_starts_as_the_cfg_teachers_conditional_model
     teacher = Denoiser(build_model(model, [3, 8, 8]).eval(), sched, "x")
     for p in teacher.net.parameters():          # move off the zero-initialised output layers
         p.data.add_(0.2 * torch.randn_like(p))
-    student, student_model = w_unet_student(teacher, info)
+    student, student_model = w_student(teacher, info, w_emb_dim=16)   # the U-Net's w_cond; w_emb_dim is the MLP's
     assert student_model["unet"]["w_cond"] and student_model["num_classes"] == 10
     x, t, y = torch.randn(4, 3, 8, 8), torch.full((4,), 0.5, dtype=torch.float64), torch.arange(4)
     with torch.no_grad():

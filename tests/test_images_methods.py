@@ -147,16 +147,16 @@ def test_image_dag_has_the_distillation_chain_and_ddgan(profile, rounds, first, 
     assert first >> (rounds - 1) == last
     for job in chain:
         n = int(job.name.split("_s")[1])
-        assert job.argv[:2] == ("trilemma", "distill-images") and job.argv[job.argv.index("--chain") + 1] == "distill"
+        assert job.argv[:2] == ("trilemma", "distill") and job.argv[job.argv.index("--chain") + 1] == "distill"
         assert config.section(cfg, dag.round_key(cfg, "updates", n)) == updates
         assert config.section(cfg, dag.round_key(cfg, "lr", n)) == lr
-        assert "src/trilemma/stages/distill_images.py" in job.deps and "distill.rounds.hflip" in job.params
-    assert jobs["train-teacher_pd"].argv[1] == "train-images"
+        assert "src/trilemma/training/tasks/images.py" in job.deps and "distill.rounds.hflip" in job.params
+    assert jobs["train-teacher_pd"].argv[1] == "train"   # one verb for points and images (issue 16)
     assert "src/trilemma/models/unet.py" in jobs["train-teacher_pd"].deps
     gans = sorted(n for n in jobs if n.startswith("train-ddgan"))
     assert gans == sorted(f"train-ddgan_t{T}_seed0" for T in ddgan_T)
     assert not any(n.startswith(("train-gan", "train-wgan", "train-classifier_cg")) for n in jobs)  # toy only
-    assert jobs["train-teacher_cfg"].argv[1] == "train-images"  # guidance on images: the CFG teacher on the U-Net
+    assert jobs["train-teacher_cfg"].argv[1] == "train"  # guidance on images: the CFG teacher on the U-Net
     dd = jobs[gans[0]]
     assert "ddgan.image_model" in dd.params and "src/trilemma/models/ddgan_images.py" in dd.deps
     assert "src/trilemma/models/ddgan_images.py" in jobs[f"sample-ddgan_t{ddgan_T[0]}_seed0-ddgan-s{ddgan_T[0]}"].deps

@@ -7,7 +7,7 @@ an artifact: editing a sampler re-runs the banks that use it, editing the model 
 editing the plotting code re-runs only the report.  The guidance branch lives in
 :mod:`trilemma.dag_guidance` (``dag.guidance``), part of the same table, as do the oracle's
 (:mod:`trilemma.dag_oracle`) and the deck studies' (:mod:`trilemma.dag_deck`); what they share with
-this module (the :class:`Job` record, ``CODE``, the model names, the chains' rounds) is in
+this module (the :class:`Job` record, ``code``, the model names, the chains' rounds) is in
 :mod:`trilemma.dag_base`, re-exported here.  Torch-free: ``snakemake -n`` and config validation
 never import torch.
 """
@@ -20,11 +20,10 @@ from trilemma import dag_guidance as guidance
 from trilemma import dag_oracle as oracle
 from trilemma import paths
 from trilemma.data.catalog import is_image_profile
-from trilemma.dag_base import (  # noqa: F401  (re-exported: dag.Job, dag.CODE, dag.round_jobs, ...)
-    _ARTIFACTS, _DIFFUSION, _MODELS, CD_STUDENT, CFG_TEACHER, CHAIN_PREFIX, CLASSIFIER, CODE, CODE_IMAGES, GUIDED_ROUND_PARAMS,
-    GUIDED_STUDENT, IMAGE_VERBS, PD_TEACHER, PKG, TEACHER, Job, code, fmt_num, is_2d, model_dir, model_files,
-    parse_student, round_jobs, round_key, round_updates_key, sample_specs, sampler_family, spec_id, student, student_steps,
-    verb)
+from trilemma.dag_base import (  # noqa: F401  (re-exported: dag.Job, dag.code, dag.round_jobs, ...)
+    CD_STUDENT, CFG_TEACHER, CHAIN_PREFIX, CLASSIFIER, ENTRIES, FILES, GUIDED_ROUND_PARAMS,
+    GUIDED_STUDENT, PD_TEACHER, PKG, TEACHER, Job, code, fmt_num, in_pd_chain, is_2d, model_dir, model_files,
+    parse_student, round_jobs, round_key, round_updates_key, sample_specs, sampler_family, spec_id, student, student_steps)
 from trilemma.sampling import registry
 
 
@@ -80,7 +79,7 @@ def distill_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 def is_distill_bank(bank: str) -> bool:
     """The banks scored at ``distill.eval.num_samples``: the PD chain's and consistency distillation's."""
     model = paths.Bank.parse(bank).model
-    return model in (PD_TEACHER, CD_STUDENT) or (parse_student(model) or ("",))[0] == "distill"
+    return model == CD_STUDENT or in_pd_chain(model)
 
 
 # ----------------------------------------------------------------------------- consistency distillation
@@ -161,7 +160,7 @@ def jobs(cfg: Mapping[str, Any]) -> list[Job]:
     out.append(Job(
         "collect", "collect",
         ("trilemma", "collect", "--profile", p, "--out", csv, "--headline", headline),
-        (*[m for _, m in banks], *CODE["collect"]), (), ("report.fast_sampling",), committed=(csv, headline)))
+        (*[m for _, m in banks], *code(cfg, "collect")), (), ("report.fast_sampling",), committed=(csv, headline)))
     table_jobs = guidance.table_jobs(cfg, csv)   # image profiles: tables/guidance.md (its own job)
     table_jobs += deck.deck_jobs(cfg, data)      # issue 19: DDIM as a map, DDGAN's denoising distribution (dag_deck.py)
     out += table_jobs
@@ -193,7 +192,7 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
     if model_name == FLOOR:
         floor = Job("sample", f"sample-{model_name}-{spec}",
                     ("trilemma", "floor", "--profile", p, "--data", data, "--spec", spec, "--out", bank),
-                    (data, *CODE["floor"]), (bank,), ("seed",))
+                    (data, *code(cfg, "floor")), (bank,), ("seed",))
         return [floor, evaluate_job(cfg, model_name, spec, bank, data, eval_argv, eval_deps)]
     fam = sampler_family(spec)
     count = "distill.eval.num_samples" if is_distill_bank(paths.Bank(model_name, spec).id) else "sampling.num_samples"
@@ -206,7 +205,7 @@ def sample_and_evaluate(cfg: Mapping[str, Any], model_name: str, spec: str, data
         "sample", f"sample-{model_name}-{spec}",
         ("trilemma", "sample", "--profile", p, "--model-dir", paths.fmt(paths.ROOT + "/models/{model}", profile=p, model=model_name),
          "--spec", spec, "--out", bank, *sample_argv),
-        (model, model_cfg, *sample_deps, *code(cfg, "sample"), *code(cfg, f"sampler:{fam}"), *code(cfg, f"model:{model_name}")),
+        (model, model_cfg, *sample_deps, *code(cfg, "sample", f"sampler:{fam}", f"model:{model_name}")),
         (bank,),
         ("seed", count, "sampling.batch_size", "timing", *SAMPLER_PARAMS[fam]))
     return [sample, evaluate_job(cfg, model_name, spec, bank, data, eval_argv, eval_deps)]
@@ -226,7 +225,7 @@ def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
     p = cfg["profile"]
     out = [Job("train", f"train-{PD_TEACHER}",
-               ("trilemma", verb(cfg, "train"), "--profile", p, "--model", PD_TEACHER, "--data", data,
+               ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
                 "--out", model_files(cfg, PD_TEACHER)[0]),
                (data, *code(cfg, "train_pd")), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
     return out + round_jobs(cfg, data, "distill", PD_TEACHER) + cd_train_jobs(cfg, data)
@@ -316,7 +315,7 @@ def gan_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
         params += ["ddgan.baselines.wgan_gp"] if method == "wgan_gp" else []
         out.append(Job(
             "train", f"train-{model}",
-            ("trilemma", verb(cfg, "train"), "--profile", p, "--model", model, "--data", data, "--out", weights),
-            (data, *code(cfg, "train_gan"), *CODE.get(f"train_gan:{method}", [])),
+            ("trilemma", "train", "--profile", p, "--model", model, "--data", data, "--out", weights),
+            (data, *code(cfg, "train_gan", f"train_gan:{method}")),
             (weights, model_cfg, paths.fmt(paths.TRAIN_LOG, profile=p, model=model)), tuple(params)))
     return out

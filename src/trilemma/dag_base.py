@@ -2,7 +2,7 @@
 from its branches :mod:`trilemma.dag_guidance`, :mod:`trilemma.dag_oracle`, :mod:`trilemma.dag_deck`):
 the :class:`Job` record, each stage's code dependencies, the model names, the sample-bank id helpers
 and the distillation chains' rounds.  ``trilemma.dag`` re-exports every name here, so callers keep
-writing ``dag.Job``, ``dag.CODE``, ``dag.round_jobs``.
+writing ``dag.Job``, ``dag.code``, ``dag.round_jobs``.
 
 Torch-free, as is everything it imports: ``snakemake -n`` and ``trilemma check-config`` build the
 whole DAG without torch (tests/test_imports.py).
@@ -15,90 +15,59 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from trilemma import paths
+from trilemma.codedeps import PKG, closure
 from trilemma.data.catalog import is_image_profile
 from trilemma.keys import section
 from trilemma.sampling import registry
 
-PKG = "src/trilemma/"
 
-# Code each stage depends on (paths relative to the repository root).
-_DIFFUSION = [PKG + "diffusion/schedules.py", PKG + "diffusion/denoiser.py"]
-_MODELS = [PKG + "models/mlp.py", PKG + "models/embedding.py", PKG + "models/registry.py"]
-_ARTIFACTS = [PKG + "artifacts.py"]
-CODE = {
-    "fetch_data": [PKG + "data/toy2d.py", PKG + "stages/fetch_data.py"] + _ARTIFACTS,
-    "train": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/ddpm.py", PKG + "stages/train.py"],
-    "sample": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "sampling/common.py", PKG + "evaluation/timing.py", PKG + "training/distributed.py", PKG + "stages/sample.py",
-        PKG + "sampling/registry.py", PKG + "sampling/builders.py", PKG + "training/bill.py"],
-    "evaluate": _ARTIFACTS + [PKG + "evaluation/fidelity.py", PKG + "evaluation/toy.py",
-                              PKG + "evaluation/features2d.py", PKG + "evaluation/panel.py",
-                              PKG + "evaluation/guided_target.py", PKG + "stages/evaluate.py"],
-    "train_gan": _DIFFUSION + _ARTIFACTS + [
-        PKG + "models/gan.py", PKG + "models/embedding.py", PKG + "training/loop.py",
-        PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
-    "train_gan:ddgan": [PKG + "sampling/ddgan.py", PKG + "sampling/common.py"],  # pairs and posterior
-    "collect": [PKG + "stages/collect.py"],
-    "floor": [PKG + "data/toy2d.py", PKG + "stages/floor.py"] + _ARTIFACTS,
-    "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
-        PKG + "stages/train.py", PKG + "training/tasks/ddpm.py"],
-    "distill": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
-        PKG + "training/tasks/distill.py", PKG + "training/tasks/guided.py", PKG + "sampling/ddim.py", PKG + "sampling/common.py",
-        PKG + "stages/distill.py", PKG + "stages/train.py", PKG + "training/tasks/ddpm.py", PKG + "training/bill.py",
-        PKG + "evaluation/timing.py"],   # the bill names the device
-    # consistency distillation (issue 18): the student of teacher_pd, one job for toy and image profiles
-    "consistency": _DIFFUSION + _MODELS + _ARTIFACTS + [
-        PKG + "diffusion/continuous.py", PKG + "diffusion/consistency.py", PKG + "training/loop.py",
-        PKG + "training/distributed.py", PKG + "training/bill.py", PKG + "training/tasks/consistency.py",
-        PKG + "training/tasks/guided.py", PKG + "training/tasks/pd_teacher.py", PKG + "sampling/ddim.py",
-        PKG + "sampling/common.py", PKG + "stages/consistency.py", PKG + "stages/train.py", PKG + "evaluation/timing.py"],
-    # guidance (methods.md §6-7): the CFG teacher is the PD teacher's task with labels
-    "train_classifier": [PKG + "training/tasks/guided.py"],
-    "guided_stage1": [PKG + "training/tasks/guided.py", PKG + "sampling/guidance.py", PKG + "stages/guided_stage1.py",
-                      PKG + "training/bill.py", PKG + "evaluation/timing.py"],
-    "model:oracle": [PKG + "diffusion/oracle.py"],   # the exact denoiser (issue 24; dag_oracle.py)
-    "report": [PKG + "reporting/tables.py", PKG + "reporting/compare.py", PKG + "reporting/guidance.py", PKG + "reporting/distillation.py", PKG + "reporting/distillation_cost.py", PKG + "reporting/figures.py", PKG + "reporting/report.py",
-               PKG + "reporting/paper_numbers.csv", PKG + "reporting/ddgan.py", PKG + "stages/report.py",
-               PKG + "reporting/error_split.py", PKG + "dag_deck.py"],   # dag_deck: the issue-19 section
+# Code each job depends on: the import closure (``codedeps.closure``: imports within src/trilemma,
+# read with ast) of its entry modules.  An entry list names the stage's module and the branches its
+# job takes in the branching modules (which model it builds and loads, which sampler family, which
+# modality); ``<stage>:images`` adds the image modality's branches on image profiles.
+# Non-Python inputs are declared beside them (``FILES``).
+def _m(*names: str) -> list[str]:
+    return [PKG + n + ".py" for n in names]
+
+
+_MODELS = _m("models/registry", "models/mlp", "diffusion/denoiser", "diffusion/schedules")   # a diffusion model
+_IMAGE_NETS = _m("data/images", "models/unet", "training/tasks/images")   # the image modality (modality.Images)
+_BILL = _m("evaluation/timing")   # the distillation bill names the device
+ENTRIES = {
+    "fetch_data": _m("stages/fetch_data", "data/toy2d"),
+    "fetch_data:images": _m("data/cifar10", "data/fashion_mnist", "data/download"),
+    "train": _MODELS + _m("stages/train", "training/tasks/ddpm", "diffusion/schedules"),
+    "train:images": _IMAGE_NETS,
+    "train_pd": _MODELS + _m("stages/train", "training/tasks/pd_teacher", "diffusion/continuous"),
+    "train_pd:images": _IMAGE_NETS,
+    "train_classifier": _m("training/tasks/guided"),
+    "train_gan": _m("stages/train", "stages/train_gan"),
+    "train_gan:images": _IMAGE_NETS + _m("models/ddgan_images"),
+    "train_gan:ddgan": _m("sampling/ddgan"),   # pairs and posterior
+    "distill": _MODELS + _BILL + _m("stages/distill", "diffusion/continuous"),
+    "distill:images": _IMAGE_NETS,
+    "consistency": _MODELS + _BILL + _m("stages/consistency", "diffusion/continuous"),   # issue 18
+    "consistency:images": _IMAGE_NETS,
+    "guided_stage1": _MODELS + _BILL + _m("stages/guided_stage1", "diffusion/continuous"),
+    "guided_stage1:images": _IMAGE_NETS,
+    "sample": _MODELS + _m("stages/sample", "sampling/builders"),
+    "sample:images": _m("data/images", "models/unet"),
+    "floor": _m("stages/floor"),
+    "evaluate": _m("stages/evaluate", "evaluation/points", "evaluation/guided_target"),
+    "evaluate:images": _m("evaluation/images", "training/distributed"),
+    "feature_net": _m("stages/feature_net") + _IMAGE_NETS[::2],   # data/images, training/tasks/images
+    "reference_stats": _m("stages/reference_stats"),
+    "collect": _m("stages/collect"),
+    "report": _m("stages/report", "reporting/report", "dag_deck"),   # dag_deck: the issue-19 section
+    "report:images": _m("reporting/images", "models/unet"),
+    "guidance_table": _m("stages/guidance_table", "reporting/images"),
+    "oracle": _m("stages/oracle"),
+    "model:oracle": _m("diffusion/oracle"),   # the exact denoiser (issue 24; dag_oracle.py)
     # every sampler family's modules (``sampler:<family>``): the registry's entries
     **{f"sampler:{family}": list(e.code) for family, e in registry.ENTRIES.items()},
+    "sampler:ddgan:images": _m("models/ddgan_images"),
 }
-# Image profiles: extra code on top of the stage's own (the toy's dependencies stay as they are).
-_IMAGES = [PKG + "data/images.py"]
-_FEATURES = _IMAGES + _ARTIFACTS + [PKG + "evaluation/images.py", PKG + "models/classifier.py",
-                                    PKG + "stages/feature_net.py"]
-CODE_IMAGES = {
-    "fetch_data": _IMAGES + [PKG + "data/cifar10.py", PKG + "data/fashion_mnist.py", PKG + "data/download.py"],
-    "train": _IMAGES + [PKG + "models/unet.py"],
-    "sample": _IMAGES + [PKG + "models/unet.py"],
-    "feature_net": _IMAGES + _ARTIFACTS + [
-        PKG + "models/classifier.py", PKG + "training/loop.py", PKG + "training/tasks/classifier.py",
-        PKG + "stages/feature_net.py"],
-    "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
-    "evaluate": _FEATURES + [PKG + "training/distributed.py"],
-    "report": [PKG + "reporting/images.py"],
-    # progressive distillation and DDGAN on images: the toy's tasks through image-only stages
-    # (``trilemma train-images`` / ``distill-images``: uint8 batches scaled, networks on the GPU)
-    "train_pd": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/train_images.py"],
-    "distill": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py", PKG + "stages/distill_images.py"],
-    "consistency": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py"],
-    "train_gan": _IMAGES + [PKG + "models/unet.py", PKG + "models/ddgan_images.py", PKG + "training/tasks/images.py",
-                            PKG + "stages/train_images.py"],
-    "sampler:ddgan": [PKG + "models/unet.py", PKG + "models/ddgan_images.py"],
-    # guidance on images: the CFG teacher trains as train_pd does (``train-images``), stage one through
-    # ``guided-stage1-images``, stage two as the distill rounds; the guidance table is its own job
-    "guided_stage1": _IMAGES + [PKG + "models/unet.py", PKG + "training/tasks/images.py",
-                                PKG + "stages/guided_stage1_images.py"],
-    "guidance_table": [PKG + "reporting/guidance.py", PKG + "reporting/tables.py", PKG + "reporting/images.py",
-                       PKG + "stages/guidance_table.py"],
-}
-# The verbs of the training jobs on image profiles (``trilemma.stages.train_images`` and
-# ``distill_images``); the DDPM teacher trains with ``train`` on both kinds of profile.
-IMAGE_VERBS = {"train": "train-images", "distill": "distill-images", "guided-stage1": "guided-stage1-images"}
-
+FILES = {"report": [PKG + "reporting/paper_numbers.csv"]}   # non-Python inputs
 TEACHER = "teacher_ddpm"
 PD_TEACHER = "teacher_pd"
 CFG_TEACHER = "teacher_cfg"
@@ -175,6 +144,11 @@ def parse_student(model: str) -> tuple[str, int] | None:
     return next(c for c, prefix in CHAIN_PREFIX.items() if prefix == m[1]), int(m[2])
 
 
+def in_pd_chain(model: str) -> bool:
+    """The progressive-distillation chain's models: ``teacher_pd`` and its students ``pd_s<N>``."""
+    return model == PD_TEACHER or (parse_student(model) or ("",))[0] == "distill"
+
+
 def round_key(cfg: Mapping[str, Any], field: str, steps: int, chain: str = "distill") -> str:
     """The config key holding ``<chain>.rounds.<field>`` (updates | lr) of the round that makes the
     ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default`` (a plain value
@@ -191,14 +165,12 @@ def round_updates_key(cfg: Mapping[str, Any], steps: int, chain: str = "distill"
 
 
 # ----------------------------------------------------------------------------- jobs
-def code(cfg: Mapping[str, Any], stage: str) -> list[str]:
-    """The code a stage's jobs depend on in this profile (image profiles add their modules)."""
-    return CODE.get(stage, []) + (CODE_IMAGES.get(stage, []) if is_image_profile(cfg) else [])
-
-
-def verb(cfg: Mapping[str, Any], name: str) -> str:
-    """The ``trilemma`` verb of a training job: ``train`` / ``distill``, or their image variants."""
-    return IMAGE_VERBS[name] if not is_2d(cfg) else name
+def code(cfg: Mapping[str, Any], *keys: str) -> list[str]:
+    """The code of a job made of ``keys``' entries (``ENTRIES``) in this profile: their import closure
+    (image profiles add the ``<key>:images`` entries), and ``FILES``."""
+    image = is_image_profile(cfg)
+    entries = [e for k in keys for e in ENTRIES.get(k, []) + (ENTRIES.get(f"{k}:images", []) if image else [])]
+    return closure(entries) + [f for k in keys for f in FILES.get(k, [])]
 
 
 def model_files(cfg: Mapping[str, Any], name: str) -> tuple[str, str, str]:
@@ -224,7 +196,7 @@ def round_jobs(cfg: Mapping[str, Any], data: str, chain: str, first_teacher: str
         outs = model_files(cfg, name)
         out.append(Job(
             "distill", f"distill-{name}",
-            ("trilemma", verb(cfg, "distill"), "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
+            ("trilemma", "distill", "--profile", p, "--chain", chain, "--teacher-dir", model_dir(cfg, prev),
              "--steps", str(n), "--data", data, "--out", outs[0]),
             (*model_files(cfg, prev)[:2], data, *code(cfg, "distill")), outs,
             ("seed", "distill.teacher.weighting", round_key(cfg, "updates", n, chain), f"{chain}.rounds.batch_size",

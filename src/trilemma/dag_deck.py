@@ -16,19 +16,18 @@ from trilemma import dag_base as base, paths
 from trilemma.data.catalog import CLOSED_FORM
 
 STUDIES = ("inversion", "consistency", "interpolation", "denoising")
-_COMMON = [*base._DIFFUSION, *base._ARTIFACTS, base.PKG + "stages/deck_study.py", base.PKG + "reporting/deck.py",
-           base.PKG + "dag_deck.py", base.PKG + "diffusion/oracle.py"]
+_COMMON = base._m("stages/deck_study", "reporting/deck", "dag_deck", "diffusion/oracle")
 # DDIM as a map (inversion, consistency, interpolation): the teacher's and students' networks, the sampler
-_DDIM_MAP = [*base._MODELS, base.PKG + "deck/ddim_map.py", base.PKG + "sampling/ddim.py", base.PKG + "sampling/common.py",
-             base.PKG + "sampling/ddim_inversion.py", base.PKG + "sampling/interpolation.py",
-             base.PKG + "diffusion/timesteps.py", base.PKG + "diffusion/continuous.py"]
-# Image profiles: the held-out split's scaling, the U-Net and the mosaics (``reporting/images.tile``)
-_IMAGES = [base.PKG + "data/images.py", base.PKG + "models/unet.py", base.PKG + "reporting/images.py"]
-CODE = {
-    "inversion": _DDIM_MAP, "consistency": _DDIM_MAP, "interpolation": _DDIM_MAP,
-    "denoising": [*base._MODELS, base.PKG + "deck/denoising.py", base.PKG + "sampling/ddgan.py", base.PKG + "sampling/common.py",
-                  base.PKG + "models/gan.py", base.PKG + "evaluation/features2d.py", base.PKG + "evaluation/fidelity.py"],
-}
+_DDIM_MAP = base._MODELS + base._m("deck/ddim_map", "sampling/ddim", "sampling/ddim_inversion", "sampling/interpolation",
+                                   "diffusion/continuous")
+# the entry modules of each study (``dag_base.code``); image profiles: the held-out split's scaling,
+# the U-Net and the mosaics (``reporting/images.tile``)
+base.ENTRIES.update({
+    **{f"deck:{s}": _COMMON + _DDIM_MAP for s in ("inversion", "consistency", "interpolation")},
+    "deck:denoising": _COMMON + base._MODELS + base._m("deck/denoising", "sampling/ddgan", "models/gan",
+                                                        "evaluation/features2d", "evaluation/fidelity"),
+    **{f"deck:{s}:images": base._m("data/images", "models/unet", "reporting/images") for s in STUDIES},
+})
 
 
 def deck_on(cfg: Mapping[str, Any]) -> bool:
@@ -85,7 +84,7 @@ def deck_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
             "deck", f"deck-{study}",
             ("trilemma", "deck-study", "--profile", cfg["profile"], "--study", study, "--data", data,
              "--models", paths.fmt(paths.ROOT + "/models", profile=cfg["profile"]), "--table", table, "--figure", figure),
-            (data, *model_files, *_COMMON, *CODE[study], *([] if base.is_2d(cfg) else _IMAGES)), (),
+            (data, *model_files, *base.code(cfg, f"deck:{study}")), (),
             ("seed", "timing.threads", "report.dpi", f"deck.{study}", *PARAMS.get(study, ())),
             committed=(table, figure)))
     return out

@@ -4,8 +4,7 @@ the CFG teacher, the guidance classifier, stage one (the w-conditioned student),
 the CFG teacher's reference bank at the same w (``fd_to_teacher``).
 
 Image profiles run the same branch without classifier guidance (no ``classifier_cg``, no ``cg`` banks):
-the CFG teacher through ``train-images``, stage one through ``guided-stage1-images``, the rounds through
-``distill-images``; their banks are evaluated with the image metrics (FID/IS/KID/PRC in the profile's
+the same verbs as the toy's (``train``, ``guided-stage1``, ``distill --chain guidance``); their banks are evaluated with the image metrics (FID/IS/KID/PRC in the profile's
 feature space; no class consistency, no ``fd_to_teacher``: the image evaluation does not read a
 reference bank), and ``tables/guidance.md`` is written by its own job (``guidance-table``)."""
 from __future__ import annotations
@@ -36,16 +35,15 @@ def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
     p = cfg["profile"]
     recipe = ("distill.teacher.schedule", "distill.teacher.parameterization", "distill.teacher.weighting")
     teacher = base.Job("train", f"train-{base.CFG_TEACHER}",
-                       ("trilemma", base.verb(cfg, "train"), "--profile", p, "--model", base.CFG_TEACHER, "--data", data,
+                       ("trilemma", "train", "--profile", p, "--model", base.CFG_TEACHER, "--data", data,
                         "--out", base.model_files(cfg, base.CFG_TEACHER)[0]),
                        (data, *base.code(cfg, "train_pd")), base.model_files(cfg, base.CFG_TEACHER),
                        ("seed", *recipe, "guidance.p_uncond", "guidance.teacher"))
     stage1 = base.Job("guided_stage1", f"guided_stage1-{base.GUIDED_STUDENT}",
-                      ("trilemma", base.verb(cfg, "guided-stage1"), "--profile", p,
+                      ("trilemma", "guided-stage1", "--profile", p,
                        "--teacher-dir", base.model_dir(cfg, base.CFG_TEACHER),
                        "--data", data, "--out", base.model_files(cfg, base.GUIDED_STUDENT)[0]),
-                      (*base.model_files(cfg, base.CFG_TEACHER)[:2], data, *base.code(cfg, "train_pd"),
-                       *base.code(cfg, "guided_stage1")),
+                      (*base.model_files(cfg, base.CFG_TEACHER)[:2], data, *base.code(cfg, "train_pd", "guided_stage1")),
                       base.model_files(cfg, base.GUIDED_STUDENT), ("seed", "distill.teacher.weighting", "guidance.stage1"))
     if not classifier_guidance_on(cfg):
         return [teacher, stage1] + base.round_jobs(cfg, data, "guidance", base.GUIDED_STUDENT)
@@ -53,7 +51,7 @@ def guided_train_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
            base.Job("train", f"train-{base.CLASSIFIER}",
                     ("trilemma", "train", "--profile", p, "--model", base.CLASSIFIER, "--data", data,
                      "--out", base.model_files(cfg, base.CLASSIFIER)[0]),
-                    (data, *base.CODE["train_pd"], *base.CODE["train_classifier"]), base.model_files(cfg, base.CLASSIFIER),
+                    (data, *base.code(cfg, "train_pd", "train_classifier")), base.model_files(cfg, base.CLASSIFIER),
                     ("seed", "distill.teacher.schedule", "guidance.classifier")),
            stage1]
     return out + base.round_jobs(cfg, data, "guidance", base.GUIDED_STUDENT)

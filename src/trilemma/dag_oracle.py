@@ -36,13 +36,13 @@ def oracle_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 
 def oracle_jobs(cfg: Mapping[str, Any], data: str) -> list[base.Job]:
     """The model job; the banks come through ``dag.bank_ids`` (``oracle_bank_ids``), their sample jobs
-    depending on the oracle's code through ``base.CODE["model:oracle"]``."""
+    depending on the oracle's code through ``base.code(cfg, ..., "model:oracle")``."""
     if not oracle_on(cfg):
         return []
     files = base.model_files(cfg, ORACLE)
     return [base.Job("train", f"train-{ORACLE}",
                      ("trilemma", "oracle", "--profile", cfg["profile"], "--data", data, "--out", files[0]),
-                     (data, *base.CODE[f"model:{ORACLE}"], base.PKG + "stages/oracle.py", *base._ARTIFACTS),
+                     (data, *base.code(cfg, "oracle", f"model:{ORACLE}")),
                      files, ("teacher.schedule",))]
 
 

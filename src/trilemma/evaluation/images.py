@@ -30,7 +30,7 @@ from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, p
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from trilemma.artifacts import ArtifactError
+from trilemma.artifacts import ArtifactError, load_tensors
 
 FEATURE_NET = "trilemma-feature-net"
 INCEPTION = "inception-v3-compat"
@@ -59,7 +59,7 @@ class FeatureNetExtractor(FeatureExtractorBase):
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        from trilemma.stages.feature_net import load_classifier
+        from trilemma.models.classifier import load_classifier
         self.net, self.info = load_classifier(feature_extractor_weights_path)
         self.in_ch = self.info["data_dim"][0]
 
@@ -183,3 +183,27 @@ def image_metrics(gen: dict, ref: dict, spec: dict, ev: dict, ev_images: dict, s
             "kid": float(kid[KEY_METRIC_KID_MEAN]), "kid_std": float(kid[KEY_METRIC_KID_STD]),
             "precision": float(prc[KEY_METRIC_PRECISION]), "recall": float(prc[KEY_METRIC_RECALL]),
             "kid_subset_size": sub, "feature_space": spec["feature_space"]}
+
+
+def bank_metrics(cfg, bank, bmeta, data, dmeta, *, reference=None, data_path=None, **_) -> dict | None:
+    """Image banks: FID, IS, KID and precision/recall in the profile's feature space against the
+    cached reference statistics; the ranks extract the features of their runs of batches, rank 0
+    computes the metrics (None on the others)."""
+    from trilemma import paths
+    from trilemma.training.distributed import context, shutdown
+
+    ctx = context()
+    ev, evi = cfg["evaluation"], cfg["evaluation"]["images"]
+    spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg["profile"]))
+    if not reference:
+        raise ArtifactError("image banks need --reference (the output of `trilemma reference-stats`)")
+    ref, rmeta = load_tensors(reference)
+    if rmeta.get("extractor_key") != spec["key"] or rmeta.get("data_sha256") != sha256sum(data_path):
+        raise ArtifactError(f"{reference}: computed with another dataset or extractor; re-run reference-stats")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    feats = extract_sharded(ctx, spec, bank["samples"], evi["batch_size"], device)
+    shutdown()
+    if feats is None:   # not rank 0
+        return None
+    return {**image_metrics(feats, ref, spec, ev, evi, cfg["seed"]),
+            "dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"}

@@ -38,3 +38,19 @@ class SmallCNN(nn.Module):
 
 def build_classifier(model_cfg: dict, in_ch: int, num_classes: int) -> SmallCNN:
     return SmallCNN(in_ch, num_classes, tuple(model_cfg["channels"]), model_cfg["features"], model_cfg["dropout"])
+
+
+def load_classifier(model_dir):
+    """The trained feature_net classifier (eval mode, frozen) and its model.json."""
+    from pathlib import Path
+
+    from trilemma.artifacts import ArtifactError, load_json, load_tensors
+
+    model_dir = Path(model_dir)
+    info = load_json(model_dir / "model.json")
+    state, meta = load_tensors(model_dir / "model.safetensors")
+    if meta.get("kind") != "model" or info.get("method") != "classifier":
+        raise ArtifactError(f"{model_dir}: not a feature_net classifier")
+    net = build_classifier(info["model"], info["data_dim"][0], info["num_classes"])
+    net.load_state_dict(state)
+    return net.eval().requires_grad_(False), info

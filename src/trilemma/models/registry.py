@@ -3,15 +3,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from trilemma.models.mlp import ResidualMLP
-
 
 def build_model(model_cfg: dict, data_dim, out_dim: int | None = None) -> nn.Module:
     """``out_dim`` defaults to ``data_dim`` (twice it for the (x, eps) "both" parameterization).
     An MLP's ``num_classes`` / ``w_emb_dim`` (label and guidance-strength conditioning) are written
     into model.json by the stage that trains it, not set in the config."""
     kind = model_cfg["kind"]
-    if kind == "mlp":
+    if kind == "mlp":   # each kind's module imported when built: a job depends on its own networks' code
+        from trilemma.models.mlp import ResidualMLP
         return ResidualMLP(data_dim, model_cfg["hidden"], model_cfg["depth"], model_cfg["emb_dim"], out_dim,
                            num_classes=model_cfg.get("num_classes", 0), w_emb_dim=model_cfg.get("w_emb_dim", 0))
     if kind in ("ddgan_generator", "gan_generator"):

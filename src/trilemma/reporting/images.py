@@ -1,4 +1,4 @@
-"""What the image profiles' report adds: the sample figure (one grid of uint8 images per panel, real
+"""The report of an image profile (:class:`ImagesReport`, :meth:`trilemma.modality.Images.report`): the sample figure (one grid of uint8 images per panel, real
 data first, in the layout of the papers' sample figures, DDPM Fig. 1 and DDGAN Fig. 1, byte-stable like
 every figure), and ``distillation.md`` (PD Table 2 / Fig. 4) and ``ddgan.md`` (DDGAN Table 2) with
 FID, IS, KID and precision/recall in the profile's feature space instead of the toy's mode counts."""
@@ -12,12 +12,64 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from trilemma.reporting import ddgan, distillation  # noqa: E402  (their row selections)
+from trilemma import dag  # noqa: E402
+from trilemma.reporting import ddgan, distillation, distillation_cost, figures, report, tables  # noqa: E402
 from trilemma.reporting.distillation_cost import cd_sections  # noqa: E402
 from trilemma.reporting.figures import SAVE  # noqa: E402
 from trilemma.reporting.tables import _md, paper_numbers  # noqa: E402
 
 METRICS = ["nfe", "fd", "isc", "kid", "precision", "recall"]
+
+
+class ImagesReport:
+    """FID, IS, KID and precision/recall in the profile's feature space (no floor, no mode counts);
+    mosaics of images for the samples; report.md with the method sections of the image profiles."""
+    real_title = "real data (test split)"
+
+    def __init__(self, cfg: dict, df, device: str):
+        self.cfg, self.df, self.device, self.rep = cfg, df, device, cfg["report"]
+        self.space = str(df["feature_space"].iloc[0]) if len(df) else "unknown"
+        self.panel_size = self.rep.get("grid_images", 64)
+
+    def tables(self) -> dict[str, str]:
+        cfg, df, p, space = self.cfg, self.df, self.cfg["profile"], self.space
+        return {
+            "ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], feature_space=space, profile=p),
+            "fast_sampling": tables.fast_sampling_table(
+                df, self.rep["fast_sampling"], self.device, columns=tables.IMAGE_FAST_COLUMNS,
+                intro=f"Ours, {p} profile: time per 100 samples measured on {self.device}; FID, IS and KID in "
+                      f"{space}; precision/recall (Kynkäänniemi et al.) in the same features."),
+            "distillation": distillation_table(df, cfg["distill"]["headline_steps"], space),
+            "ddgan": ddgan_table(df, cfg["ddgan"], self.device, space)}
+
+    def figures(self, fig: dict[str, str]) -> None:
+        df, dpi, ylabel = self.df, self.rep["dpi"], f"FID ({self.space})"
+        figures.fid_vs_time(df, fig["fid_vs_time"], dpi=dpi, device=self.device, ylabel=ylabel)
+        distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=dpi, ylabel=ylabel)
+        distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=dpi, ylabel=ylabel)
+
+    @staticmethod
+    def panel_title(r) -> str:
+        return f"{r['sampler']}\nNFE {int(r['nfe'])}, FID {r['fd']:.3g}"
+
+    def samples(self, panels, path, real) -> None:
+        image_grid(panels, path, dpi=self.rep["dpi"])
+
+    def assemble(self, table_text: dict[str, str], rel: dict[str, str], dmeta: dict) -> str:
+        import os
+
+        from trilemma import paths
+        from trilemma.artifacts import load_json
+        from trilemma.models.registry import build_model
+
+        cfg, df = self.cfg, self.df
+        summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=cfg["profile"])
+        facts = {"feature_space": self.space, "reference": str(df["reference"].iloc[0]) if len(df) else "unknown",
+                 "params": sum(t.numel() for t in build_model(cfg["teacher"]["model"], dmeta["data_dim"]).parameters()),
+                 "feature_net": load_json(summary) if os.path.exists(summary) else None}
+        teacher = df[df["model"] == dag.TEACHER]   # the DDPM teacher's findings; PD and DDGAN have their sections
+        return (report.assemble_images(cfg, teacher, table_text, rel, facts)
+                + method_sections(cfg, table_text, rel, self.space))
 
 
 def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor:

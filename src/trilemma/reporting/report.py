@@ -4,8 +4,63 @@ from __future__ import annotations
 
 import pandas as pd
 
+from trilemma import dag
+from trilemma.reporting import ddgan, distillation, distillation_cost, error_split, figures, guidance, tables
 from trilemma.reporting.compare import estimate, verdict
 from trilemma.reporting.tables import FLOOR, feature_space
+
+
+class PointsReport:
+    """The report of a 2-D profile (:meth:`trilemma.modality.Points.report`): Fréchet distances in the
+    profile's features with their 95% intervals and the floor (a fresh draw of the data), mode counts,
+    the oracle's error split, guidance, the trilemma chart; scatter plots of the samples."""
+    real_title = "real data"
+
+    def __init__(self, cfg: dict, df: pd.DataFrame, device: str):
+        self.cfg, self.device, self.rep = cfg, device, cfg["report"]
+        self.df, self.with_oracle = error_split.without_oracle(df), df   # the oracle's banks: only in error_split
+        self.space, self.floor = tables.feature_space(self.df), tables.floor_row(self.df, cfg["sampling"]["num_samples"])
+        self.panel_size = self.rep["scatter_points"]
+
+    def tables(self) -> dict[str, str]:
+        cfg, df, space, floor = self.cfg, self.df, self.space, self.floor
+        out = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], space, floor=floor),
+               "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
+               "fast_sampling": tables.fast_sampling_table(df, self.rep["fast_sampling"], self.device, floor=floor),
+               "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], self.device)}
+        if "guidance" in dag.report_tables(cfg):
+            out["guidance"] = guidance.guidance_table(df, cfg["guidance"])
+        if "error_split" in dag.report_tables(cfg):
+            out["error_split"] = error_split.error_split_table(self.with_oracle)
+        return out
+
+    def figures(self, fig: dict[str, str]) -> None:
+        df, rep, g, ylabel = self.df, self.rep, self.cfg["guidance"], f"Fréchet distance ({self.space})"
+        on_time_axis = ddgan.first_seed_only(df, self.cfg["ddgan"]["seeds"][0])
+        if "w" in on_time_axis:  # the guided student at one w
+            on_time_axis = on_time_axis[(on_time_axis["method"] != "guided_pd") | (on_time_axis["w"] == g["eval"]["headline_w"])]
+        figures.fid_vs_time(on_time_axis, fig["fid_vs_time"], dpi=rep["dpi"], device=self.device, ylabel=ylabel,
+                            floor=self.floor)
+        figures.trilemma_chart(df, rep["fast_sampling"], fig["trilemma"], dpi=rep["dpi"], device=self.device,
+                               ylabel=ylabel, floor=self.floor)
+        distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
+        distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=rep["dpi"], ylabel=ylabel)
+        if "guidance_tradeoff" in fig:
+            guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep["dpi"],
+                                       reference_steps=g["eval"]["reference_steps"], headline_steps=g["headline_steps"])
+        if "error_split" in fig:
+            error_split.error_split_figure(self.with_oracle, fig["error_split"], dpi=rep["dpi"])
+
+    @staticmethod
+    def panel_title(r) -> str:
+        return f"{r['sampler']}\nNFE {int(r['nfe'])}"
+
+    def samples(self, panels, path, real) -> None:
+        figures.samples_grid([(t, x.numpy()) for t, x in panels], path, dpi=self.rep["dpi"],
+                             limit=float(real.abs().max()) * 1.15)
+
+    def assemble(self, table_text: dict[str, str], rel: dict[str, str], dmeta: dict) -> str:
+        return assemble(self.cfg, self.df, table_text, rel)
 
 
 def _at(rows: pd.DataFrame, **where) -> pd.DataFrame:

@@ -10,20 +10,17 @@ fingerprint includes the teacher's weights).  model.json carries the distillatio
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import sys
-from pathlib import Path
 
 import torch
 
-from trilemma import config, dag, paths
+from trilemma import config, dag, modality
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import Denoiser
-from trilemma.stages.train import publish
 from trilemma.training.bill import with_cumulative
 from trilemma.training.distributed import launch
-from trilemma.training.loop import LoopConfig, train
+from trilemma.training.loop import LoopConfig
+from trilemma.training.runner import file_digest, run_training
 from trilemma.training.tasks.consistency import ConsistencyDistillTask
 
 
@@ -46,32 +43,21 @@ def run(args):
     cfg = config.load(args.profile)
     cd = cfg["consistency"]
     launch(dag.resources(cfg, "distill")["gpu"], sys.argv[1:])
+    mod = modality.of(cfg)
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     torch.manual_seed(cfg["seed"])
-    net = copy.deepcopy(teacher.net).requires_grad_(True).train()
-    image = bool(meta.get("image"))
-    if image:
-        from trilemma.training.tasks.images import ImageBatches, on_device, training_device, without_dropout
-        device = training_device()
-        net = on_device(without_dropout(net), device)
-        on_device(teacher.net, device)
-    task = ConsistencyDistillTask(Denoiser(net, teacher.schedule, teacher.parameterization), teacher,
-                                  tensors["train"], cd)
-    if image:
-        task = ImageBatches(task, cd["train"]["hflip"])
-    loop_cfg = loop_config(cd)
-    teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
-    name = dag.CD_STUDENT
-    fingerprint = hashlib.sha256(json.dumps(
-        {"model": name, "seed": cfg["seed"], "consistency": cd, "teacher": teacher_hash, "data": meta},
-        sort_keys=True).encode()).hexdigest()
-    resume = paths.resume_dir(cfg["profile"], name)
-    final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
-                  progress=not args.no_progress, desc=f"consistency distillation {name}")
-    model_json = {**{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
-                  "name": name, "method": "cd", "teacher": info["name"], "t_min": cd["t_min"],
-                  "consistency": cd, "updates": loop_cfg.total_steps, "seed": cfg["seed"],
-                  "weights": "ema" if cd["train"]["ema_decay"] else "raw (no EMA)",
-                  "bill": with_cumulative(task.bill, None)}
-    publish(args.out, final["net"], model_json, resume)
+    net = mod.place(copy.deepcopy(teacher.net).requires_grad_(True).train(), student=True)
+    mod.place(teacher.net)
+    task = mod.batches(ConsistencyDistillTask(Denoiser(net, teacher.schedule, teacher.parameterization), teacher,
+                                              tensors["train"], cd), cd["train"].get("hflip", False))
+    loop_cfg, name = loop_config(cd), dag.CD_STUDENT
+    run_training(cfg, name, task, loop_cfg, seed=cfg["seed"], out=args.out,
+                 what={"model": name, "seed": cfg["seed"], "consistency": cd,
+                       "teacher": file_digest(f"{args.teacher_dir}/model.safetensors"), "data": meta},
+                 progress=not args.no_progress, desc=f"consistency distillation {name}", describe=lambda final: {
+                     **{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
+                     "name": name, "method": "cd", "teacher": info["name"], "t_min": cd["t_min"],
+                     "consistency": cd, "updates": loop_cfg.total_steps, "seed": cfg["seed"],
+                     "weights": "ema" if cd["train"]["ema_decay"] else "raw (no EMA)",
+                     "bill": with_cumulative(task.bill, None)})

@@ -8,7 +8,8 @@
                  generators (DDGAN Sec. 3, Fig. 2)
 
 Settings come from the ``deck`` section of the configuration; the models are read from ``--models``.
-Each study imports only its own modules (``dag_deck.CODE``: a job's code dependencies).  Points and
+Each study imports only its own modules (its ``deck:<study>`` entries in ``dag_base.ENTRIES``: a job's code
+dependencies are their import closure).  Points and
 images take the same path: a sample is one row of a batch, whatever its shape (``_held_out`` scales an
 image split to [-1, 1]); only the figures differ (``reporting/deck.py`` draws images as grids).
 """

@@ -3,24 +3,25 @@ from ``--teacher-dir``, initialise the N-step student as its copy, train it with
 (no EMA, LR annealed linearly to 0, ``<chain>.rounds`` of the config) and publish it beside the
 other models.  ``--chain guidance`` runs stage two of guided distillation (Meng et al. 2023,
 Algorithm 2): the same task on the w-conditioned model, each example with its label and
-w ~ U[guidance.stage1.w_min, w_max]; the students are ``guided_s<N>``.  Resume state lives in results/<profile>/.resume/pd_s<N>/; a killed round continues
-from its last checkpoint when re-run (the fingerprint includes the teacher's weights).  With
-``resources.distill.gpu`` > 1 the round re-launches itself under ``torchrun``, as ``train`` does."""
+w ~ U[guidance.stage1.w_min, w_max]; the students are ``guided_s<N>``.  One verb for 2-D and image
+profiles: on images (:mod:`trilemma.modality`) the batches are the uint8 images scaled (and flipped
+with ``<chain>.rounds.hflip``), the networks run on the GPU when there is one and the student's
+dropout is off (reference ``cifar_distill.py``: dropout 0).  Resume state lives in
+results/<profile>/.resume/pd_s<N>/; a killed round continues from its last checkpoint when re-run
+(the fingerprint includes the teacher's weights).  With ``resources.distill.gpu`` > 1 the round
+re-launches itself under ``torchrun``, as ``train`` does."""
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import sys
-from pathlib import Path
 
-from trilemma import config, dag, paths
+from trilemma import config, dag, modality
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import Denoiser
-from trilemma.stages.train import publish
 from trilemma.training.bill import with_cumulative
 from trilemma.training.distributed import launch
-from trilemma.training.loop import LoopConfig, train
+from trilemma.training.loop import LoopConfig
+from trilemma.training.runner import file_digest, run_training
 from trilemma.training.tasks.distill import DistillTask
 
 
@@ -46,13 +47,16 @@ def run(args):
     cfg = config.load(args.profile)
     rounds = check_round(cfg, args)
     launch(dag.resources(cfg, "distill")["gpu"], sys.argv[1:])
+    mod = modality.of(cfg)
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
-    net = copy.deepcopy(teacher.net).requires_grad_(True).train()
+    net = mod.place(copy.deepcopy(teacher.net).requires_grad_(True).train(), student=True)
+    mod.place(teacher.net)
     student = Denoiser(net, teacher.schedule, teacher.parameterization)
     weighting, guided, lr = round_settings(cfg, args, tensors)
-    task = DistillTask(student, teacher, tensors["train"], {**cfg[args.chain]["rounds"], "lr": lr}, args.steps,
-                       weighting, **guided)
+    r = cfg[args.chain]["rounds"]
+    task = mod.batches(DistillTask(student, teacher, tensors["train"], {**r, "lr": lr}, args.steps, weighting,
+                                   **guided), r.get("hflip", False))
     train_round(args, cfg, task, info, meta, rounds=rounds, lr=lr, weighting=weighting, guided=guided)
 
 
@@ -77,27 +81,23 @@ def round_settings(cfg: dict, args, tensors: dict) -> tuple[str, dict, float]:
 
 
 def train_round(args, cfg: dict, task, info: dict, meta: dict, *, rounds: list[int], lr: float, weighting: str,
-                guided: dict, fingerprint_extra: dict | None = None) -> None:
+                guided: dict) -> None:
     """Run the round with the shared loop (resumable: the fingerprint includes the teacher's weights)
     and publish the student ``pd_s<N>`` / ``guided_s<N>`` with its model.json, the round's distillation
     bill in it (``training/bill.py``: this round's and, cumulatively, the chain's so far)."""
     loop_cfg = round_loop_config(cfg, args.steps, args.chain)
-    teacher_hash = hashlib.sha256(Path(args.teacher_dir, "model.safetensors").read_bytes()).hexdigest()
     name = dag.student(args.steps, args.chain)
-    fingerprint = hashlib.sha256(json.dumps(
-        {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
-         "teacher": teacher_hash, "data": meta, **guided_fingerprint(guided), **(fingerprint_extra or {})},
-        sort_keys=True).encode()).hexdigest()
-    resume = paths.resume_dir(cfg["profile"], name)
-    final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
-                  progress=not args.no_progress, desc=f"distill {name}")
-    model_json = {**{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
-                  "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
-                  "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
-                  "train": cfg[args.chain]["rounds"], **guided_fingerprint(guided),
-                  "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)",
-                  "bill": with_cumulative(task.bill, info)}
-    publish(args.out, final["net"], model_json, resume)
+    what = {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
+            "teacher": file_digest(f"{args.teacher_dir}/model.safetensors"), "data": meta,
+            "hflip": cfg[args.chain]["rounds"].get("hflip", False), **guided_fingerprint(guided)}
+    run_training(cfg, name, task, loop_cfg, seed=cfg["seed"], what=what, out=args.out, progress=not args.no_progress,
+                 desc=f"distill {name}", describe=lambda final: {
+                     **{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
+                     "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
+                     "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
+                     "train": cfg[args.chain]["rounds"], **guided_fingerprint(guided),
+                     "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)",
+                     "bill": with_cumulative(task.bill, info)})
 
 
 def guided_fingerprint(guided: dict) -> dict:

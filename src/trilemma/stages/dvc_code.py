@@ -1,6 +1,6 @@
 """The ``code`` stage of the DVC front-end (``trilemma dvc-yaml``): one file per job,
 ``results/<profile>/code/<job>.md5``, listing the md5 of each module the job depends on
-(``dag.CODE``), so a DVC stage re-runs when one of its own modules changes and only then.
+(``dag.code``: its import closure, ``codedeps.py``), so a DVC stage re-runs when one of its own modules changes and only then.
 
 It first checks that the profile's ``dvc.yaml`` and grid file are those the DAG gives now: DVC runs
 this stage before every other, so ``dvc repro`` or ``dvc exp run -S <grid key>=...`` with a grid

@@ -16,7 +16,8 @@ they interpolate scalars only (a list cannot be spliced into ``deps``/``params``
 arithmetic or string formatting (spec ids such as ``ddim-eta0.2-uniform-s10``, the distillation
 chain halving from ``start_steps``, the bank ids each guidance setting implies).
 
-Code inputs.  A job depends on the modules that compute its artifact (``dag.CODE``), a list that
+Code inputs.  A job depends on the modules that compute its artifact (``dag.code``: the import closure of its
+entry modules, ``codedeps.py``), a list that
 differs from job to job, which a template cannot splice.  The ``code`` stage (``trilemma dvc-code``)
 writes one small file per job, ``results/<profile>/code/<job>.md5``, listing the md5 of each of the
 job's modules; the job depends on that file.  DVC re-runs a job when the file's content changes, that

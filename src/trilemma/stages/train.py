@@ -1,26 +1,32 @@
-"""Train a model with the shared loop and publish its EMA weights (safetensors) and model.json.
+"""Train a model with the shared loop (:mod:`trilemma.training.runner`) and publish its EMA weights
+(safetensors) and model.json; one verb for 2-D and image profiles (:mod:`trilemma.modality` puts the
+networks on the GPU and scales the uint8 image batches).
 
 Resume state lives in results/<profile>/.resume/<model>/; a killed run continues from its last
-checkpoint when re-run with the same configuration.  Models: ``teacher_ddpm``; the Denoising
-Diffusion GAN ``ddgan_t<T>_seed<S>`` and the GAN baselines ``gan_seed<S>``, ``wgan_gp_seed<S>``
-(see ``trilemma.stages.train_gan``)."""
+checkpoint when re-run with the same configuration.  With ``resources.train.gpu`` > 1 the verb
+re-launches itself under ``torchrun`` (data-parallel, the global batch unchanged,
+``training/distributed.py``).  Models:
+
+- ``teacher_ddpm`` (Ho et al. 2020, Alg. 1) on ``teacher.model``;
+- ``teacher_pd`` (Salimans & Ho 2022, Sec. 4): continuous time, cosine logSNR, the parameterization
+  and weighting of ``distill.teacher``;
+- ``teacher_cfg`` (Ho & Salimans 2022, Alg. 1): the same task with the example's label and label
+  dropout ``guidance.p_uncond``;
+- ``classifier_cg``: the noisy classifier of classifier guidance (2-D profiles);
+- the Denoising Diffusion GAN ``ddgan_t<T>_seed<S>`` and the GAN baselines ``gan_seed<S>``,
+  ``wgan_gp_seed<S>`` (:mod:`trilemma.stages.train_gan`)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
-from pathlib import Path
 
 import torch
 
-from trilemma import config, dag, paths
-from trilemma.artifacts import load_tensors, save_model
-from trilemma.diffusion.schedules import DiscreteSchedule
-from trilemma.models.registry import build_model
-from trilemma.training.distributed import context, launch, shutdown
-from trilemma.training.loop import LoopConfig, finish, train
-from trilemma.training.tasks.ddpm import DDPMTask
+from trilemma import config, dag, modality, paths
+from trilemma.artifacts import load_tensors
+from trilemma.training.distributed import launch
+from trilemma.training.loop import LoopConfig
+from trilemma.training.runner import run_training
 
 MODELS = ("teacher_ddpm", "teacher_pd", "teacher_cfg", "classifier_cg")
 
@@ -39,50 +45,45 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def ddpm_teacher_setup(cfg: dict, tensors: dict, meta: dict):
+    """(config section, task, model.json fields) of the DDPM teacher ``teacher_ddpm``."""
+    from trilemma.diffusion.schedules import DiscreteSchedule
+    from trilemma.models.registry import build_model
+    from trilemma.training.tasks.ddpm import DDPMTask
+
+    section = cfg["teacher"]
+    net = build_model(section["model"], meta["data_dim"])
+    task = DDPMTask(net, DiscreteSchedule.from_config(section["schedule"]), tensors["train"], section["train"])
+    return section, task, {"method": "ddpm", "model": section["model"], "schedule": section["schedule"],
+                           "parameterization": "eps"}
+
+
+def setup(name: str):
+    if name == "teacher_ddpm":
+        return ddpm_teacher_setup
+    if name == "classifier_cg":
+        from trilemma.training.tasks.guided import classifier_setup
+        return classifier_setup
+    from trilemma.training.tasks.pd_teacher import cfg_teacher_setup, pd_teacher_setup
+    return pd_teacher_setup if name == "teacher_pd" else cfg_teacher_setup
+
+
 def run(args):
     cfg = config.load(args.profile)
+    mod = modality.of(cfg)
     if paths.parse_gan_model(args.model):
         from trilemma.stages.train_gan import run_gan
-        return run_gan(args, cfg)
+        return run_gan(args, cfg, mod)
     launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])
     tensors, meta = load_tensors(args.data)
     torch.manual_seed(cfg["seed"])
-    if args.model in ("teacher_pd", "teacher_cfg"):
-        from trilemma.training.tasks.pd_teacher import cfg_teacher_setup, pd_teacher_setup
-        setup = pd_teacher_setup if args.model == "teacher_pd" else cfg_teacher_setup
-        section, task, model_json = setup(cfg, tensors, meta)
-    elif args.model == "classifier_cg":
-        from trilemma.training.tasks.guided import classifier_setup
-        section, task, model_json = classifier_setup(cfg, tensors, meta)
-    else:
-        section = cfg["teacher"]
-        net = build_model(section["model"], meta["data_dim"])
-        if meta.get("image"):  # image profiles train on a GPU when there is one; the toy stays on the CPU
-            net = net.to("cuda" if torch.cuda.is_available() else "cpu")
-        schedule = DiscreteSchedule.from_config(section["schedule"])
-        task = DDPMTask(net, schedule, tensors["train"], section["train"])
-        model_json = {"method": "ddpm", "model": section["model"], "schedule": section["schedule"],
-                      "parameterization": "eps"}
-    loop_cfg = LoopConfig.from_config(section["train"])
-    fingerprint = hashlib.sha256(json.dumps(
-        {"model": args.model, "seed": cfg["seed"], "section": section, "data": meta},
-        sort_keys=True).encode()).hexdigest()
-    resume = paths.resume_dir(cfg["profile"], args.model)
-    final = train(task, loop_cfg, seed=cfg["seed"], resume_dir=resume, fingerprint=fingerprint,
-                  progress=not args.no_progress, desc=f"train {args.model}")
-    model_json = {"name": args.model, **model_json,
-                  "data_dim": meta["data_dim"], "dataset": meta["dataset"], "train": section["train"],
-                  "seed": cfg["seed"], "weights": "ema"}
-    publish(args.out, final["net"], model_json, resume)
-
-
-def publish(out: str, weights: dict, model_json: dict, resume: Path) -> None:
-    """Write the model and its training log, then clear the resume state (rank 0 only under torchrun)."""
-    if not context().is_main:
-        shutdown()
-        return
-    save_model(out, weights, model_json)
-    log_text = finish(resume)
-    Path(out).with_name("train_log.jsonl").write_text(log_text)
-    print(f"wrote {out}")
-    shutdown()
+    section, task, model_json = setup(args.model)(cfg, tensors, meta)
+    for net in task.modules.values():
+        mod.place(net)
+    task = mod.batches(task, section["train"].get("hflip", False))
+    run_training(cfg, args.model, task, LoopConfig.from_config(section["train"]), seed=cfg["seed"],
+                 what={"model": args.model, "seed": cfg["seed"], "section": section, "data": meta}, out=args.out,
+                 progress=not args.no_progress,
+                 describe=lambda final: {"name": args.model, **model_json, "data_dim": meta["data_dim"],
+                                         "dataset": meta["dataset"], "train": section["train"], "seed": cfg["seed"],
+                                         "weights": "ema"})

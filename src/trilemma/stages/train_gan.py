@@ -5,24 +5,31 @@ The networks work in the GAN path's own units (:func:`data_units`): the training
 by k = ``ddgan.model.scale_ref`` / the data artifact's spread on the way in (:func:`build_task`) and the
 samplers divide by k on the way out (``sampling/ddgan.py``, ``sampling/gan.py``; k is in model.json).
 
+On image profiles the DDGAN is G(x_t, z, t) predicting x0 and D(x_{t-1}, x_t, t) from
+``ddgan.image_model`` (:func:`image_task`), the same task and losses.  Like every training verb it
+re-launches itself under ``torchrun`` when ``resources.train.gpu`` > 1.  R1: the official penalty
+is (gamma/2) E ||grad D||^2 over the whole image; the shared DDGAN task sums the squared gradient over
+dimension 1 and averages the rest (one vector per example for 2-D points), so for (C, H, W) images it
+is given gamma * H * W, which is the same penalty.
+
 The model id carries what the DAG varies (T and the training seed); every hyperparameter comes from
 the ``ddgan`` section of the config.  A diverging run (non-finite loss or weights) stops with a
 message; the last good resume checkpoint is kept and no model file is written.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
+import sys
 
 import torch
 
-from trilemma import paths
-from trilemma.artifacts import load_tensors, save_model
+from trilemma import config, dag, paths
+from trilemma.artifacts import load_tensors
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.models.gan import DDGANDiscriminator, GANDiscriminator
 from trilemma.models.registry import build_model
-from trilemma.training.loop import LoopConfig, finish, train
+from trilemma.training.distributed import launch
+from trilemma.training.loop import LoopConfig
+from trilemma.training.runner import run_training
 from trilemma.training.tasks.gan import DDGANTask, GANTask, WGANGPTask
 
 
@@ -63,25 +70,47 @@ def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_di
     return task, model_cfg
 
 
-def run_gan(args, cfg: dict) -> None:
-    method, steps, seed = paths.parse_gan_model(args.model)
-    section = cfg["ddgan"]
-    tensors, meta = load_tensors(args.data)
-    torch.manual_seed(seed)
+def point_task(method: str, steps: int, section: dict, tensors: dict, meta: dict, place):
+    """2-D profiles: (task, model.json fields, what the fingerprint holds of the config)."""
     units = data_units(section, meta)
     task, model_cfg = build_task(method, steps, section, tensors["train"], meta["data_dim"], units)
-    fingerprint = hashlib.sha256(json.dumps(
-        {"model": args.model, "section": section, "data": meta}, sort_keys=True).encode()).hexdigest()
-    resume = paths.resume_dir(cfg["profile"], args.model)
-    final = train(task, LoopConfig.from_config(section["train"]), seed=seed, resume_dir=resume,
-                  fingerprint=fingerprint, progress=not args.no_progress, desc=f"train {args.model}")
-    model_json = {"name": args.model, "method": method, "model": model_cfg,
+    model_json = {"method": method, "model": model_cfg,
                   "schedule": ddgan_schedule(section, steps) if method == "ddgan" else None,
-                  "parameterization": "x" if method == "ddgan" else "implicit",
-                  "data_dim": meta["data_dim"], "dataset": meta["dataset"], "train": section["train"],
-                  "seed": seed, "weights": "ema", "data_units": units}
+                  "parameterization": "x" if method == "ddgan" else "implicit"}
+    return task, model_json, section, {"data_units": units}
+
+
+def image_task(method: str, steps: int, section: dict, tensors: dict, meta: dict, place):
+    """Image profiles: the DDGAN's G and D of ``ddgan.image_model`` (placed by the modality)."""
+    from trilemma.models.ddgan_images import build_discriminator, build_generator
+
+    if method != "ddgan":
+        raise config.ConfigError(f"image profiles train DDGANs, not {method!r}")
+    im, train_cfg, data_dim = section["image_model"], section["train"], meta["data_dim"]
+    model_cfg = {"kind": "unet", "arch": "ddgan_generator", "nz": im["nz"], "generator": im["generator"]}
+    G = place(build_generator(model_cfg, data_dim))
+    D = place(build_discriminator(im["discriminator"], data_dim))
+    c, h, w = data_dim
+    schedule = DiscreteSchedule.from_config(ddgan_schedule(section, steps))
+    task = DDGANTask(G, D, schedule, tensors["train"], {**train_cfg, "r1_gamma": train_cfg["r1_gamma"] * h * w})
+    return task, {"method": "ddgan", "model": model_cfg, "schedule": ddgan_schedule(section, steps),
+                  "parameterization": "x", "discriminator": im["discriminator"]}, \
+        {k: section[k] for k in ("schedule", "image_model", "train")}, {}
+
+
+def run_gan(args, cfg: dict, mod) -> None:
+    method, steps, seed = paths.parse_gan_model(args.model)
+    section = cfg["ddgan"]
+    launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])
+    tensors, meta = load_tensors(args.data)
+    torch.manual_seed(seed)
+    task, model_json, what, extra = (image_task if mod.image else point_task)(method, steps, section, tensors, meta,
+                                                                             mod.place)
     if method == "wgan_gp":
-        model_json["wgan_gp"] = section["baselines"]["wgan_gp"]
-    save_model(args.out, final["G"], model_json)
-    Path(args.out).with_name("train_log.jsonl").write_text(finish(resume))
-    print(f"wrote {args.out}")
+        extra["wgan_gp"] = section["baselines"]["wgan_gp"]
+    run_training(cfg, args.model, mod.batches(task, section["train"].get("hflip", False)),
+                 LoopConfig.from_config(section["train"]), seed=seed, out=args.out, progress=not args.no_progress,
+                 what={"model": args.model, "seed": seed, "section": what, "data": meta}, weights="G",
+                 describe=lambda final: {"name": args.model, **model_json, "data_dim": meta["data_dim"],
+                                         "dataset": meta["dataset"], "train": section["train"], "seed": seed,
+                                         "weights": "ema", **extra})

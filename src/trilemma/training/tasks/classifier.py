@@ -1,12 +1,13 @@
 """The feature-net task: a classifier trained with cross-entropy on the profile's labelled training
-images (uint8 in memory, scaled to [-1, 1] per batch, random horizontal flips when set).  It gives the
+images (uint8 in memory; :mod:`trilemma.modality` scales each batch to [-1, 1], with random horizontal
+flips when ``train.hflip`` is set, and puts the network on the GPU).  It gives the
 image profiles without Inception weights their feature space (see ``models/classifier.py``)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from trilemma.data.images import to_float, training_batch
+from trilemma.data.images import to_float
 from trilemma.training.loop import Phase
 
 
@@ -15,19 +16,16 @@ class ClassifierTask:
         self.modules = {"net": net}
         self.ema_modules = ["net"]
         self.images, self.labels, self.batch_size = images, labels, train["batch_size"]
-        self.hflip = bool(train.get("hflip", False))
         self.phases = [Phase("classify", ["net"], self.loss, lr=train["lr"],
                              weight_decay=train.get("weight_decay", 0.0))]
 
     def sample_batch(self, gen: torch.Generator):
         idx = torch.randint(0, self.images.shape[0], (self.batch_size,), generator=gen)
-        return training_batch(self.images[idx], gen, self.hflip), self.labels[idx]
+        return self.images[idx], self.labels[idx]
 
     def loss(self, batch, gen: torch.Generator):
         x, y = batch
-        device = next(self.modules["net"].parameters()).device
-        logits = self.modules["net"](x.to(device))
-        y = y.to(device)
+        logits = self.modules["net"](x)
         return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
 
 

@@ -36,7 +36,6 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs
 from trilemma.training.loop import Phase
 
 
@@ -70,6 +69,7 @@ class _Adversarial:
 class DDGANTask(_Adversarial):
     def __init__(self, G, D, schedule, x0: torch.Tensor, train: dict):
         super().__init__(G, D, x0, train["batch_size"])
+        from trilemma.sampling.ddgan import ChainTable   # the DDGAN's branch (codedeps.BRANCHING)
         self.chain, self.r1_gamma = ChainTable(schedule), train["r1_gamma"]
         self.t0_share = train.get("t0_share")
         betas = tuple(train["betas"])
@@ -86,6 +86,7 @@ class DDGANTask(_Adversarial):
             probs = torch.full((T,), (1 - self.t0_share) / (T - 1))
             probs[0] = self.t0_share
             t = torch.multinomial(probs, x0.shape[0], replacement=True, generator=gen)
+        from trilemma.sampling.ddgan import q_sample_pairs
         x_prev, x_t = q_sample_pairs(self.chain, x0, t, gen)
         return t[self.shard], x_prev[self.shard], x_t[self.shard]
 
@@ -95,6 +96,7 @@ class DDGANTask(_Adversarial):
         z = self.z(n, gen)[self.shard]
         x0_pred = self.modules["G"](x_t, t.float(), z)
         noise = torch.randn((n, *x_t.shape[1:]), generator=gen, device=x_t.device, dtype=x_t.dtype)[self.shard]
+        from trilemma.sampling.ddgan import posterior_sample
         return posterior_sample(self.chain, x0_pred, x_t, t, noise)
 
     def loss_d(self, x0, gen, lazy: bool = False):

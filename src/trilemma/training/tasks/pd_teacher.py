@@ -86,10 +86,14 @@ def pd_teacher_setup(cfg: dict, tensors: dict, meta: dict):
 def cfg_teacher_setup(cfg: dict, tensors: dict, meta: dict):
     """(config section, task, model.json fields) of ``teacher_cfg``: the distillation teacher's recipe
     (schedule, parameterization, weighting of ``distill.teacher``) with a label embedding and label
-    dropout ``guidance.p_uncond`` (classifier-free guidance, Ho & Salimans 2022, Alg. 1)."""
+    dropout ``guidance.p_uncond`` (classifier-free guidance, Ho & Salimans 2022, Alg. 1).  The number of
+    classes: the dataset's (images) or the toy's grid rows, written where a U-Net reads it too (the
+    null label is ``num_classes``)."""
     recipe, g = cfg["distill"]["teacher"], cfg["guidance"]
-    num_classes = int(tensors["mode_labels"].max()) + 1
+    num_classes = int(meta["num_classes"]) if "num_classes" in meta else int(tensors["mode_labels"].max()) + 1
     model = {**g["teacher"]["model"], "num_classes": num_classes}
+    if "unet" in model:
+        model["unet"] = {**model["unet"], "num_classes": num_classes}
     task, model_json = continuous_teacher(recipe, model, g["teacher"]["train"], tensors, meta,
                                           labels=tensors["train_labels"], p_uncond=g["p_uncond"])
     section = {"recipe": {k: recipe[k] for k in ("schedule", "parameterization", "weighting")},
