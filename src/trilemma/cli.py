@@ -18,6 +18,7 @@ VERBS = {
     "fetch-data": ("fetch_data", "generate or fetch a dataset into a safetensors file"),
     "train": ("train", "train a model with the shared training loop (resumes after a kill)"),
     "distill": ("distill", "one progressive-distillation round: an N-step student from a 2N-step model"),
+    "share-model": ("share_model", "a trained network under a second model name (the CFG teacher as the PD teacher)"),
     "consistency-distill": ("consistency", "consistency distillation (Song et al. 2023) of the distillation teacher"),
     "train-images": ("train_images", "image profiles: the distillation teacher (U-Net) or a DDGAN (image generator)"),
     "distill-images": ("distill_images", "image profiles: one progressive-distillation round of the U-Net"),

@@ -40,6 +40,7 @@ CODE = {
         PKG + "training/tasks/gan.py", PKG + "stages/train.py", PKG + "stages/train_gan.py"],
     "train_gan:ddgan": [PKG + "sampling/ddgan.py", PKG + "sampling/common.py"],  # pairs and posterior
     "collect": [PKG + "stages/collect.py"],
+    "share_model": [PKG + "stages/share_model.py"] + _ARTIFACTS,
     "floor": [PKG + "data/toy2d.py", PKG + "stages/floor.py"] + _ARTIFACTS,
     "train_pd": _DIFFUSION + _MODELS + _ARTIFACTS + [
         PKG + "diffusion/continuous.py", PKG + "training/loop.py", PKG + "training/distributed.py", PKG + "training/tasks/pd_teacher.py",
@@ -78,7 +79,7 @@ CODE_IMAGES = {
         PKG + "models/classifier.py", PKG + "training/loop.py", PKG + "training/tasks/classifier.py",
         PKG + "stages/feature_net.py"],
     "reference_stats": _FEATURES + [PKG + "stages/reference_stats.py"],
-    "evaluate": _FEATURES + [PKG + "training/distributed.py"],
+    "evaluate": _FEATURES + [PKG + "training/distributed.py", PKG + "evaluation/classes.py"],
     "report": [PKG + "reporting/images.py"],
     # progressive distillation and DDGAN on images: the toy's tasks through image-only stages
     # (``trilemma train-images`` / ``distill-images``: uint8 batches scaled, networks on the GPU)

@@ -7,7 +7,9 @@ p(x | y)^a p(x)^(1-a) that the guidance aims at, on mixtures) and, given ``--ref
 w), ``fd_to_teacher``: the Fréchet distance between the two sample sets in the same features (0 for
 the reference bank itself, empty where there is no reference).
 Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
-reference statistics (``trilemma.evaluation.images``).
+reference statistics (``trilemma.evaluation.images``); with the profile's own classifier as the
+extractor, also its class shares and, for class-conditional banks, consistency and confidence in the
+requested class (``trilemma.evaluation.classes``).
 
 Several GPUs on an image profile (``resources.evaluate.gpu`` > 1; issue 7): the verb re-runs itself
 under torchrun, the ranks extract the features of disjoint runs of whole batches (the expensive part:
@@ -44,7 +46,7 @@ def run(args):
     if bmeta.get("kind") != "bank":
         raise ArtifactError(f"{args.bank}: not a sample bank (kind={bmeta.get('kind')!r})")
     if dmeta.get("image"):
-        return run_images(args, cfg, bank["samples"], bmeta, dmeta)
+        return run_images(args, cfg, bank["samples"], bmeta, dmeta, bank.get("labels"))
     x, real = bank["samples"], data["eval"]
     features = toy_features(ev["features"], dmeta["dataset"], dmeta["params"])
     requested = bank.get("labels")
@@ -83,7 +85,7 @@ def fd_to_teacher(cfg, x, features, reference_bank, bmeta) -> float | None:
     return 0.0 if is_reference else None
 
 
-def run_images(args, cfg, samples, bmeta, dmeta):
+def run_images(args, cfg, samples, bmeta, dmeta, requested=None):
     import torch
 
     from trilemma import paths
@@ -105,6 +107,9 @@ def run_images(args, cfg, samples, bmeta, dmeta):
         return
     row = {k: v for k, v in bmeta.items() if k not in ("kind", "timing")}
     row.update(image_metrics(feats, ref, spec, ev, evi, cfg["seed"]))
+    if spec["kind"] == "feature_net":   # the profile's own classes (Inception's 1008 are ImageNet's)
+        from trilemma.evaluation.classes import class_statistics
+        row.update(class_statistics(feats[spec["isc"]], dmeta["num_classes"], requested))
     row.update({"dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"})
     save_json(args.out, row)
     print(f"wrote {args.out}: FID {row['fd']:.4g}, IS {row['isc']:.3f}, KID {row['kid']:.4g}, "

@@ -91,7 +91,8 @@ def run_images(args, cfg, df, device):
             intro=f"Ours, {p} profile: time per 100 samples measured on {device}; FID, IS and KID in "
                   f"{space}; precision/recall (Kynkäänniemi et al.) in the same features."),
         "distillation": images.distillation_table(df, cfg["distill"]["headline_steps"], space),
-        "ddgan": images.ddgan_table(df, cfg["ddgan"], device, space)}
+        "ddgan": images.ddgan_table(df, cfg["ddgan"], device, space),
+        "references": images.reference_table(df, space)}
     for name, text in table_text.items():
         _write_text(paths.fmt(paths.TABLE, profile=p, table=name), text + "\n")
     fig = {name: paths.fmt(paths.FIGURE, profile=p, figure=name) for name in dag.report_figures(cfg)}
