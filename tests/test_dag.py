@@ -14,7 +14,7 @@ PROFILES = dvc_yaml.profiles(REPO)
 
 
 def test_every_profile_has_a_dvc_front_end_generated_from_the_dag():
-    assert PROFILES == ["toy", "ci", "ci_images", "cifar10", "fashion"]
+    assert PROFILES == ["toy", "ci", "ci_images", "cifar10", "fashion", "fashion_small"]
     for profile in PROFILES:
         for path, text in dvc_yaml.render_profile(profile, REPO).items():
             assert (REPO / path).read_text() == text, f"{path} drifted: run `make dvc.yaml`"

@@ -18,6 +18,7 @@ VERBS = {
     "fetch-data": ("fetch_data", "generate or fetch a dataset into a safetensors file"),
     "train": ("train", "train a model with the shared training loop (resumes after a kill)"),
     "distill": ("distill", "one progressive-distillation round: an N-step student from a 2N-step model"),
+    "share-model": ("share_model", "a trained network under a second model name (the CFG teacher as the PD teacher)"),
     "consistency-distill": ("consistency", "consistency distillation (Song et al. 2023) of the distillation teacher"),
     "guided-stage1": ("guided_stage1", "guided distillation stage one: a w-conditioned student of the CFG teacher"),
     "guidance-table": ("guidance_table", "image profiles: tables/guidance.md from metrics.csv (FID/IS per w and steps)"),

@@ -120,6 +120,8 @@ def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
         if cfg["ddgan"]["coverage_steps"] not in cfg["ddgan"]["steps"]:
             problems.append(f"ddgan.coverage_steps = {cfg['ddgan']['coverage_steps']} must be one of "
                             f"ddgan.steps = {cfg['ddgan']['steps']}")
+    if cfg["distill"]["teacher"].get("shared") and not cfg["guidance"]["enabled"]:
+        problems.append("distill.teacher.shared: teacher_cfg needs guidance.enabled (the CFG teacher is trained there)")
     if cfg["evaluation"]["prc_neighborhood"] >= min(cfg["sampling"]["num_samples"], cfg["data"]["num_eval"]):
         problems.append("evaluation.prc_neighborhood must be smaller than the number of samples")
     return problems + _image_problems(cfg)

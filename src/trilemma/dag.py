@@ -34,19 +34,33 @@ def bank_ids(cfg: Mapping[str, Any]) -> list[str]:
             + guidance.guided_bank_ids(cfg) + floor_bank_ids(cfg) + oracle.oracle_bank_ids(cfg))
 
 
-# ----------------------------------------------------------------------------- the floor
+# ----------------------------------------------------------------------------- the floor (and the images' ceilings)
 FLOOR = "data"   # the "model" of the floor banks: a fresh draw of the data (stages/floor.py)
+# What a floor bank holds: ``fresh`` real data (the floor of every metric); on image profiles also two
+# trivially bad generators that bound the scale from above: ``shuffled`` (every pixel position permuted
+# across the images: the per-pixel marginals of real data, none of its structure) and ``blurred`` (real
+# images under a Gaussian blur).  Their rows' ``method`` is the kind's (``floor_method``).
+FLOOR_KINDS = {"fresh": "data", "shuffled": "shuffled_pixels", "blurred": "blurred_data"}
+FLOOR_METHODS = frozenset(FLOOR_KINDS.values())
 
 
-def floor_spec(n: int) -> str:
-    return f"fresh-n{n}"
+def floor_spec(n: int, kind: str = "fresh") -> str:
+    if kind not in FLOOR_KINDS:
+        raise ValueError(f"floor kind {kind!r} is not one of {sorted(FLOOR_KINDS)}")
+    return f"{kind}-n{n}"
 
 
-def parse_floor_spec(spec: str) -> int:
-    """The bank size of a floor spec ``fresh-n<N>``."""
-    if not (spec.startswith("fresh-n") and spec[len("fresh-n"):].isdigit()):
-        raise ValueError(f"{spec!r} is not a floor spec (fresh-n<N>)")
-    return int(spec[len("fresh-n"):])
+def parse_floor_spec(spec: str) -> tuple[str, int]:
+    """(kind, bank size) of a floor spec ``<kind>-n<N>``."""
+    kind, _, n = spec.partition("-n")
+    if kind not in FLOOR_KINDS or not n.isdigit():
+        raise ValueError(f"{spec!r} is not a floor spec ({'|'.join(FLOOR_KINDS)}-n<N>)")
+    return kind, int(n)
+
+
+def floor_method(spec: str) -> str:
+    """The ``method`` of a floor bank's metrics row: ``data`` for the fresh draw."""
+    return FLOOR_KINDS[parse_floor_spec(spec)[0]]
 
 
 def floor_sizes(cfg: Mapping[str, Any]) -> list[int]:
@@ -58,8 +72,13 @@ def floor_sizes(cfg: Mapping[str, Any]) -> list[int]:
 
 
 def floor_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
-    """2-D profiles: a fresh draw of the data at every bank size, scored like every bank."""
-    return [f"{FLOOR}/{floor_spec(n)}" for n in floor_sizes(cfg)] if is_2d(cfg) else []
+    """2-D profiles: a fresh draw of the data at every bank size, scored like every bank.  Image
+    profiles: held-out real images (the test split; the reference statistics are the training
+    split's) and the two ceilings, at the size of the sampler banks."""
+    if is_2d(cfg):
+        return [f"{FLOOR}/{floor_spec(n)}" for n in floor_sizes(cfg)]
+    n = cfg["sampling"]["num_samples"]
+    return [f"{FLOOR}/{floor_spec(n, kind)}" for kind in FLOOR_KINDS]
 
 
 # ----------------------------------------------------------------------------- progressive distillation
@@ -90,7 +109,10 @@ def cd_bank_ids(cfg: Mapping[str, Any]) -> list[str]:
 
 def cd_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """Consistency distillation of the distillation teacher (``trilemma consistency-distill``): the
-    ``distill`` rule's job, as the PD rounds are (one thread, the chain's priority)."""
+    ``distill`` rule's job, as the PD rounds are (one thread, the chain's priority).  None where the
+    profile samples no consistency bank (``sampling.cd.steps`` empty)."""
+    if not cfg["sampling"]["cd"]["steps"]:
+        return []
     outs = model_files(cfg, CD_STUDENT)
     return [Job("distill", f"distill-{CD_STUDENT}",
                 ("trilemma", "consistency-distill", "--profile", cfg["profile"], "--teacher-dir",
@@ -224,10 +246,18 @@ def evaluate_job(cfg: Mapping[str, Any], model_name: str, spec: str, bank: str, 
 def distill_train_jobs(cfg: Mapping[str, Any], data: str) -> list[Job]:
     """The distillation teacher, then the chain of rounds: each round's input is the previous model."""
     p = cfg["profile"]
-    out = [Job("train", f"train-{PD_TEACHER}",
-               ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
-                "--out", model_files(cfg, PD_TEACHER)[0]),
-               (data, *code(cfg, "train_pd")), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
+    if cfg["distill"]["teacher"].get("shared"):   # the CFG teacher's weights, its null label (stages/share_model.py)
+        source = cfg["distill"]["teacher"]["shared"]
+        out = [Job("train", f"train-{PD_TEACHER}",
+                   ("trilemma", "share-model", "--profile", p, "--from", model_dir(cfg, source), "--name", PD_TEACHER,
+                    "--out", model_files(cfg, PD_TEACHER)[0]),
+                   (*model_files(cfg, source)[:2], *code(cfg, "share_model")), model_files(cfg, PD_TEACHER),
+                   ("distill.teacher.shared",))]
+    else:
+        out = [Job("train", f"train-{PD_TEACHER}",
+                   ("trilemma", "train", "--profile", p, "--model", PD_TEACHER, "--data", data,
+                    "--out", model_files(cfg, PD_TEACHER)[0]),
+                   (data, *code(cfg, "train_pd")), model_files(cfg, PD_TEACHER), ("seed", "distill.teacher"))]
     return out + round_jobs(cfg, data, "distill", PD_TEACHER) + cd_train_jobs(cfg, data)
 
 
@@ -247,7 +277,8 @@ def _report_items(cfg: Mapping[str, Any], items: tuple[str, ...], image_items: t
 
 
 def report_tables(cfg: Mapping[str, Any]) -> tuple[str, ...]:
-    return _report_items(cfg, TABLES, ("ddim", "fast_sampling", "distillation", "ddgan")) + oracle.report_tables(cfg)
+    return (_report_items(cfg, TABLES, ("ddim", "fast_sampling", "distillation", "ddgan", "references"))
+            + oracle.report_tables(cfg))
 
 
 def report_figures(cfg: Mapping[str, Any]) -> tuple[str, ...]:

@@ -58,6 +58,7 @@ ENTRIES = {
     "feature_net": _m("stages/feature_net") + _IMAGE_NETS[::2],   # data/images, training/tasks/images
     "reference_stats": _m("stages/reference_stats"),
     "collect": _m("stages/collect"),
+    "share_model": _m("stages/share_model"),   # a trained network under a second name (stages/share_model.py)
     "report": _m("stages/report", "reporting/report", "dag_deck"),   # dag_deck: the issue-19 section
     "report:images": _m("reporting/images", "models/unet"),
     "guidance_table": _m("stages/guidance_table", "reporting/images"),

@@ -1,7 +1,7 @@
 """Image data shared by the image profiles: uint8 (N, C, H, W) storage, the [-1, 1] scaling of DDPM
 (Ho et al. 2020, Sec. 3.3: "data consists of integers in {0, ..., 255} scaled linearly to [-1, 1]"),
-the quantisation back to uint8 that the metrics see (round, then clamp: no per-image rescaling), and
-the centre crop the tiny test profile uses."""
+the quantisation back to uint8 that the metrics see (round, then clamp: no per-image rescaling), the
+centre crop the tiny test profile uses, and the area-averaging downsampling of the small CPU profile."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -42,18 +42,36 @@ def center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
     return x[..., top:top + size, left:left + size].contiguous()
 
 
+def area_resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """uint8 (N, C, H, W) images averaged over areas to ``size`` x ``size`` (each output pixel is the mean
+    of the input pixels its footprint covers, weighted by the covered fraction: ``F.interpolate(mode=
+    "area")``, i.e. adaptive average pooling), rounded back to uint8; ``None`` keeps them as they are."""
+    if size is None:
+        return x
+    if size > min(x.shape[-2:]):
+        raise ValueError(f"resize {size} is larger than the images ({tuple(x.shape[-2:])})")
+    out = torch.nn.functional.interpolate(x.double(), size=(size, size), mode="area")
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
 def build_dataset(name: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
                   data_cfg: Mapping[str, Any], source: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """The dataset artifact: the first ``num_train`` / ``num_eval`` images of each split, cropped."""
-    crop = (data_cfg.get("image") or {}).get("crop")
+    """The dataset artifact: the first ``num_train`` / ``num_eval`` images of each split, cropped, then
+    resized by area averaging."""
+    image_cfg = data_cfg.get("image") or {}
+    crop, size = image_cfg.get("crop"), image_cfg.get("resize")
+
+    def prepare(x):
+        return area_resize(center_crop(x, crop), size)
+
     (xtr, ytr), (xte, yte) = train, test
     n_tr, n_te = min(data_cfg["num_train"], len(xtr)), min(data_cfg["num_eval"], len(xte))
-    tensors = {"train": center_crop(xtr[:n_tr], crop), "train_labels": ytr[:n_tr].long(),
-               "eval": center_crop(xte[:n_te], crop), "eval_labels": yte[:n_te].long()}
+    tensors = {"train": prepare(xtr[:n_tr]), "train_labels": ytr[:n_tr].long(),
+               "eval": prepare(xte[:n_te]), "eval_labels": yte[:n_te].long()}
     c, h, w = tensors["train"].shape[1:]
     meta = {"kind": "dataset", "dataset": name, "data_dim": [c, h, w], "image": True,
             "num_classes": len(CLASS_NAMES[name]), "class_names": list(CLASS_NAMES[name]),
-            "crop": crop, "source": source, "std": None}
+            "crop": crop, "resize": size, "source": source, "std": None}
     return tensors, meta
 
 

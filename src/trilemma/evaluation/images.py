@@ -31,6 +31,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from trilemma.artifacts import ArtifactError, load_tensors
+from trilemma.evaluation.classes import class_statistics
 
 FEATURE_NET = "trilemma-feature-net"
 INCEPTION = "inception-v3-compat"
@@ -205,5 +206,8 @@ def bank_metrics(cfg, bank, bmeta, data, dmeta, *, reference=None, data_path=Non
     shutdown()
     if feats is None:   # not rank 0
         return None
-    return {**image_metrics(feats, ref, spec, ev, evi, cfg["seed"]),
-            "dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"}
+    out = {**image_metrics(feats, ref, spec, ev, evi, cfg["seed"]),
+           "dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"}
+    if spec["kind"] == "feature_net":   # the profile's own classes (Inception's 1008 are ImageNet's)
+        out.update(class_statistics(feats[spec["isc"]], dmeta["num_classes"], bank.get("labels")))
+    return out

@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from trilemma import paths  # noqa: E402
-from trilemma.dag import FLOOR  # noqa: E402
+from trilemma.dag import FLOOR_METHODS  # noqa: E402
 
 SAVE = {"bbox_inches": "tight", "metadata": {"Software": None}}
 GAN_LABELS = {"ddgan": "DDGAN (NFE = T)", "gan": "GAN", "wgan_gp": "WGAN-GP"}
@@ -28,7 +28,7 @@ def curve_label(row) -> str | None:
     """The line a metrics row belongs to in fid_vs_time (None: not on it): its sampler's ``curve`` in
     the registry (``sampling/registry.py``); the floor is a line of its own."""
     from trilemma.sampling.registry import by_method
-    if row["method"] == FLOOR:
+    if row["method"] in FLOOR_METHODS:
         return None
     entry = by_method(row["method"])
     return entry.curve(row) if entry else str(row["method"])

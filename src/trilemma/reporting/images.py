@@ -22,8 +22,8 @@ METRICS = ["nfe", "fd", "isc", "kid", "precision", "recall"]
 
 
 class ImagesReport:
-    """FID, IS, KID and precision/recall in the profile's feature space (no floor, no mode counts);
-    mosaics of images for the samples; report.md with the method sections of the image profiles."""
+    """FID, IS, KID and precision/recall in the profile's feature space (a floor and two ceilings, no
+    mode counts); rows of images for the samples; report.md with the method sections of the image profiles."""
     real_title = "real data (test split)"
 
     def __init__(self, cfg: dict, df, device: str):
@@ -40,7 +40,8 @@ class ImagesReport:
                 intro=f"Ours, {p} profile: time per 100 samples measured on {self.device}; FID, IS and KID in "
                       f"{space}; precision/recall (Kynkäänniemi et al.) in the same features."),
             "distillation": distillation_table(df, cfg["distill"]["headline_steps"], space),
-            "ddgan": ddgan_table(df, cfg["ddgan"], self.device, space)}
+            "ddgan": ddgan_table(df, cfg["ddgan"], self.device, space),
+            "references": reference_table(df, space)}
 
     def figures(self, fig: dict[str, str]) -> None:
         df, dpi, ylabel = self.df, self.rep["dpi"], f"FID ({self.space})"
@@ -84,20 +85,49 @@ def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.T
     return out.permute(1, 2, 0)
 
 
-def image_grid(panels: list[tuple[str, torch.Tensor]], path, *, dpi: int) -> None:
-    """``panels``: (title, uint8 (N, C, H, W)) pairs; grey images are drawn in grey."""
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.7), squeeze=False)
-    for ax, (title, images) in zip(axes[0], panels):
-        mosaic = tile(images).numpy()
+def image_grid(panels: list[tuple[str, torch.Tensor]], path, *, dpi: int, per_row: int = 16) -> None:
+    """``panels``: (title, uint8 (N, C, H, W)) pairs, one per method, drawn as rows of ``per_row``
+    images (grey images in grey) with the title on the left.  Every bank's first images start from the
+    same x_T (``stages/sample.py`` seeds batch b with (seed, b)), so a column compares the samplers
+    on one draw of noise: DDIM Fig. 5's layout, with methods for step counts."""
+    strips = [tile(images, nrow=min(per_row, images.shape[0])) for _, images in panels]
+    heights = [s.shape[0] for s in strips]
+    width = max(s.shape[1] for s in strips)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 0.3 + 0.7 * len(panels)),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, (title, _), mosaic in zip(axes[:, 0], panels, strips):
+        mosaic = mosaic.numpy()
         if mosaic.shape[-1] == 1:
             ax.imshow(mosaic[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         else:
             ax.imshow(mosaic, interpolation="nearest")
-        ax.set(xticks=[], yticks=[])
-        ax.set_title(title, fontsize=7)
+        ax.set(xticks=[], yticks=[], xlim=(-0.5, width - 0.5))
+        ax.set_ylabel(title.replace("\n", " "), rotation=0, ha="right", va="center", fontsize=7)
+        for side in ax.spines.values():
+            side.set_visible(False)
     fig.savefig(path, dpi=dpi, **SAVE)
     plt.close(fig)
+
+
+REFERENCE_COLUMNS = ["sampler", "num_samples", "fd", "kid", "isc", "precision", "recall", "class_min_share",
+                     "class_consistency"]
+
+
+def reference_table(df, space: str) -> str:
+    """The floor (held-out real images) and the two ceilings (pixels shuffled across images, blurred real
+    images) through the same metrics as every bank: the scale that a sampler's FID is read on."""
+    from trilemma.dag import FLOOR_KINDS
+    order = {m: i for i, m in enumerate(FLOOR_KINDS.values())}
+    rows = df[df["method"].isin(order)].sort_values("method", key=lambda m: m.map(order))
+    cols = [c for c in REFERENCE_COLUMNS if c in rows]
+    return "\n".join([
+        f"The scale of every FID below (fd = FID, isc = IS, kid = KID, all in {space}): the floor is real images "
+        "the models never saw (the test split; the reference statistics are the training split's), the ceilings "
+        "are two trivially bad generators, the same images with every pixel position shuffled across the images "
+        "(real per-pixel statistics, no structure) and blurred (`stages/floor.py`). class_min_share: the smallest "
+        "share of one class under the profile's classifier (0.1 for balanced classes); class_consistency: the "
+        "share classified as the image's own label (the classifier's accuracy).", "",
+        _md(rows[cols].reset_index(drop=True))])
 
 
 def distillation_table(df, headline: int, space: str) -> str:

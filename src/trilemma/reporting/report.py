@@ -240,6 +240,8 @@ def assemble_images(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures
         "## Setup", "",
         f"- Data: `{data['name']}`, {data['num_train']} training / {data['num_eval']} test images"
         + (f", centre-cropped to {data['image']['crop']}×{data['image']['crop']}" if data.get("image", {}).get("crop") else "")
+        + (f", averaged over areas to {data['image']['resize']}×{data['image']['resize']}"
+           if data.get("image", {}).get("resize") else "")
         + ", uint8, scaled to [−1, 1] for training.",
         f"- Teacher: DDPM ε-prediction U-Net (preset `{unet['preset']}`, {facts['params'] / 1e6:.2f}M parameters), "
         f"{sched['name']} β from {sched['beta_start']} to {sched['beta_end']}, T = {sched['num_steps']}, "
@@ -254,6 +256,7 @@ def assemble_images(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures
         "## Findings checked from the measurements", "",
         image_teacher_line(df, space), "",
         *ddim_vs_ddpm_claim(df, skip=cfg["sampling"]["ddim"]["skip"][0]), "",
+        *(["## Floor and ceiling", "", tables["references"], ""] if "references" in tables else []),
         f"## DDIM: η × steps (DDIM Table 1 layout; FD = FID in {space})", "", tables["ddim"], "",
         "## Fast sampling (DDGAN Table 1 layout)", "", tables["fast_sampling"], "",
         "## Figures", "",

@@ -6,7 +6,7 @@ from importlib import resources
 
 import pandas as pd
 
-from trilemma.dag import FLOOR   # the floor banks' method (stages/floor.py)
+from trilemma.dag import FLOOR, FLOOR_METHODS   # the floor banks' methods (stages/floor.py)
 
 
 def paper_numbers() -> pd.DataFrame:
@@ -46,7 +46,7 @@ def floor_row(df: pd.DataFrame, num_samples) -> pd.DataFrame:
 
 
 def feature_space(df: pd.DataFrame) -> str:
-    spaces = df[df["method"] != FLOOR]["feature_space"].dropna().unique() if "feature_space" in df else []
+    spaces = df[~df["method"].isin(FLOOR_METHODS)]["feature_space"].dropna().unique() if "feature_space" in df else []
     return str(spaces[0]) if len(spaces) else "unknown features"
 
 

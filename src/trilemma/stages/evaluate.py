@@ -7,7 +7,9 @@ p(x | y)^a p(x)^(1-a) that the guidance aims at, on mixtures) and, given ``--ref
 w), ``fd_to_teacher``: the Fréchet distance between the two sample sets in the same features (0 for
 the reference bank itself, empty where there is no reference).
 Image banks: FID, IS, KID and precision/recall in the profile's feature space against the cached
-reference statistics (``trilemma.evaluation.images``).
+reference statistics (``trilemma.evaluation.images``); with the profile's own classifier as the
+extractor, also its class shares and, for class-conditional banks, consistency and confidence in the
+requested class (``trilemma.evaluation.classes``).
 
 Several GPUs on an image profile (``resources.evaluate.gpu`` > 1; issue 7): the verb re-runs itself
 under torchrun, the ranks extract the features of disjoint runs of whole batches (the expensive part:
