@@ -20,7 +20,7 @@ help:
 	@echo "make test-fast               the tests without the end-to-end DAG runs"
 	@echo "make test-faults             the long fault-injection run (README \"What survives what\")"
 	@echo "make report-html             snakemake --report results/\$$PROFILE/report.html"
-	@echo "make dvc.yaml                regenerate the DVC front-ends (dvc.yaml, pipelines/<profile>/) from the DAG"
+	@echo "make dvc.yaml                regenerate the params files, the config schema and the DVC front-ends"
 
 # The environment: torch 2.14.1 + torchvision 0.29.1 (torch-fidelity needs a torchvision that imports).
 $(STAMP): pyproject.toml
@@ -36,7 +36,7 @@ run: $(STAMP)
 	@# then DVC's own `code` stage runs (the per-job code files, src/trilemma/stages/dvc_code.py).
 	@if [ "$(PROFILE)" = "toy" ]; then \
 	  if [ ! -f dvc.lock ] || [ -n "$$(find results/toy params.yaml config src/trilemma -type f ! -name '*.pyc' -newer dvc.lock -print -quit)" ]; then \
-	    trilemma dvc-yaml --all && dvc repro --quiet --single-item code && dvc commit --force --no-relink --quiet dvc.yaml \
+	    trilemma config --write && trilemma dvc-yaml --all && dvc repro --quiet --single-item code && dvc commit --force --no-relink --quiet dvc.yaml \
 	      && echo "dvc.lock updated: dvc status agrees with the snakemake run"; \
 	  else echo "dvc.lock is up to date: nothing in results/toy is newer"; fi; fi
 
@@ -60,4 +60,4 @@ check-config: $(STAMP)
 	trilemma check-config --profile $(PROFILE)
 
 dvc.yaml: $(STAMP)
-	trilemma dvc-yaml --all
+	trilemma config --write && trilemma dvc-yaml --all

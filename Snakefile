@@ -27,13 +27,13 @@ except trilemma_config.ConfigError as exc:
 
 
 def _check_overrides():
-    """Hyperparameters come from params.yaml or a profile file only, so the verbs see them too."""
+    """Hyperparameters come from the profile files only (params.yaml is the toy's, generated), so the verbs see them too."""
     base = yaml.safe_load(open("params.yaml"))
     extra = {k: v for k, v in config.items() if k != "profile" and base.get(k) != v}
     if extra:
         sys.exit(
             f"snakemake --config/--configfile overrides {sorted(extra)} would not reach the trilemma "
-            "verbs; put them in params.yaml or in config/profiles/<name>.yaml and pass --config profile=<name>")
+            "verbs; put them in config/profiles/<name>.yaml and pass --config profile=<name>")
 
 
 _check_overrides()

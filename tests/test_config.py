@@ -56,9 +56,9 @@ def test_unknown_profile(tmp_path):
 
 
 def test_cli_reports_bad_config_without_traceback(repo_copy):
-    cfg = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    cfg = yaml.safe_load((repo_copy / "config/profiles/toy.yaml").read_text())
     cfg["sampling"]["ddim"]["steps"] = [-3]
-    (repo_copy / "params.yaml").write_text(yaml.safe_dump(cfg))
+    (repo_copy / "config/profiles/toy.yaml").write_text(yaml.safe_dump(cfg))
     proc = run_cmd(["trilemma", "check-config"], cwd=repo_copy, check=False)
     assert proc.returncode == 2
     assert "sampling.ddim.steps.0" in proc.stderr and "Traceback" not in proc.stderr
@@ -115,10 +115,10 @@ def test_ddgan_coverage_steps_must_be_in_the_ablation(tmp_path):
 
 @pytest.mark.parametrize("profile", ["fashion", "cifar10"])
 def test_paper_profiles_round_budgets_are_their_own(profile):
-    """A profile's per-round mapping (``<chain>.rounds.updates`` / ``.lr``) is deep-merged over
-    params.yaml's, so a key it omits silently keeps the toy's value (the guided s16 round once got the
-    toy's 400 updates instead of the profile's 2000 / 50000). Every round of the paper profiles must
-    read the value their own file states."""
+    """A profile's per-round mapping (``<chain>.rounds.updates`` / ``.lr``) was once deep-merged over
+    the toy's, so a key it omitted kept the toy's value (the guided s16 round got the toy's 400
+    updates instead of the profile's 2000 / 50000). Every round of the paper profiles must read the
+    value their own file states."""
     raw = yaml.safe_load((REPO / "config" / "profiles" / f"{profile}.yaml").read_text())
     cfg = config.load(profile, root=REPO)
     for chain in ("distill", "guidance"):
@@ -130,24 +130,6 @@ def test_paper_profiles_round_budgets_are_their_own(profile):
                 assert value == expected, f"{profile}: {chain} round s{n} {field} = {value}, the profile says {expected}"
 
 
-# params.yaml keys the paper profiles may inherit: the toy's 2-D data and MLP/GAN-baseline sections
-# (unused on images), the papers' schedules, metric constants, and settings both profiles share on
-# purpose.  Anything else params.yaml gains must be set by the profiles or added here, deliberately.
-INHERITED_BY_PAPER_PROFILES = (
-    "seed", "data.gauss25.", "data.ring8.", "data.swissroll.", "teacher.schedule.", "teacher.model.hidden",
-    "teacher.model.depth", "teacher.model.emb_dim", "distill.teacher.schedule.", "distill.teacher.model.hidden",
-    "distill.teacher.model.depth", "distill.teacher.model.emb_dim", "evaluation.hq_num_std",
-    "evaluation.mode_min_share", "evaluation.prc_neighborhood", "report.scatter_points", "ddgan.schedule.",
-    "ddgan.model.", "ddgan.baselines.", "guidance.enabled", "guidance.teacher.model.hidden",
-    "guidance.teacher.model.depth", "guidance.teacher.model.emb_dim", "guidance.classifier.",
-    "guidance.stage1.w_emb_dim", "guidance.eval.classifier_guides",   # classifier guidance: 2-D only
-    "oracle.",   # the exact denoiser of the 2-D mixtures: off on images
-    "deck.denoising.",   # issue 19's exact denoising study (dag_deck.py): closed-form 2-D data only
-    # read on 2-D data only (the toy's feature map and bootstrap; image profiles have one DDGAN seed)
-    "evaluation.features.", "evaluation.bootstrap", "ddgan.ablation_seeds",
-)
-
-
 def _leaves(d, prefix=""):
     for k, v in d.items():
         if isinstance(v, dict):
@@ -156,12 +138,12 @@ def _leaves(d, prefix=""):
             yield f"{prefix}{k}"
 
 
-@pytest.mark.parametrize("profile", ["fashion", "cifar10"])
+@pytest.mark.parametrize("profile", ["fashion", "cifar10", "ci_images"])
 def test_paper_profiles_inherit_no_toy_tuning(profile):
-    """The deep merge hands a profile every params.yaml key it does not set. Toy-tuned choices leaked
-    that way once (guided distillation's w_ends 0.2 and last_step 0.25 where the profiles state the
-    paper's uniform draws); only the keys listed above may come from params.yaml."""
+    """Profiles compose from config/base.yaml, not from the toy (issue 17): every resolved key is the
+    profile's own or the base's. Toy-tuned choices leaked through the old deep merge over params.yaml
+    (guided distillation's w_ends 0.2 and last_step 0.25, the guided s16 round's 400 updates)."""
     own = set(_leaves(yaml.safe_load((REPO / "config" / "profiles" / f"{profile}.yaml").read_text())))
-    inherited = [k for k in _leaves(config.load(profile, root=REPO))
-                 if k not in own and not k.startswith(INHERITED_BY_PAPER_PROFILES)]
-    assert inherited == [], f"{profile} inherits {inherited} from params.yaml: set them in the profile"
+    shared = set(_leaves(yaml.safe_load((REPO / "config" / "base.yaml").read_text())))
+    inherited = [k for k in _leaves(config.load(profile, root=REPO)) if k not in own | shared | {"profile"}]
+    assert inherited == [], f"{profile} gets {inherited} from neither its file nor the base"

@@ -30,7 +30,7 @@ def test_dvc_stages_are_the_dag_jobs():
         parsed = list(repo.index.stages)
     for profile in PROFILES:
         cfg = config.load(profile, root=REPO)
-        files = [str(f.relative_to(REPO)) for f in config.profile_files(profile, REPO)]
+        files = [config.params_file(profile)]
         front_end = dvc_front_end(profile)
         stages = {s.addressing.split(":")[-1]: s for s in parsed if s.path_in_repo == front_end}
         code = stages.pop("code")
@@ -42,7 +42,7 @@ def test_dvc_stages_are_the_dag_jobs():
             stage = by_outs[tuple(sorted(job.outs + job.committed))]
             assert stage.cmd == job.shell
             params = [k for d in stage.deps if hasattr(d, "params") for k in d.params]
-            assert sorted(params) == sorted(job.params) and all(d.def_path == "params.yaml" for d in stage.deps
+            assert sorted(params) == sorted(job.params) and all(d.def_path == files[0] for d in stage.deps
                                                                 if hasattr(d, "params"))
             for key in params:
                 config.section(cfg, key)  # raises KeyError if the key does not exist

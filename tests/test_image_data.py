@@ -144,9 +144,13 @@ def test_image_settings_must_fit_the_dataset():
     from trilemma import config
 
     cfg = config.load("ci_images", root=REPO)
-    bad = {**cfg, "teacher": {**cfg["teacher"], "model": {**cfg["teacher"]["model"], "kind": "mlp"}}}
+    mlp = {"kind": "mlp", "hidden": 8, "depth": 1, "emb_dim": 8}
+    bad = {**cfg, "teacher": {**cfg["teacher"], "model": mlp}}
     with pytest.raises(config.ConfigError, match="does not fit data.name 'cifar10'"):
         config.validate(bad)
+    mixed = {**cfg, "teacher": {**cfg["teacher"], "model": {**cfg["teacher"]["model"], "kind": "mlp"}}}
+    with pytest.raises(config.ConfigError, match=r"teacher.model: unknown key\(s\) \['unet'\]"):
+        config.validate(mixed)   # the model is a discriminated union on kind: an MLP has no `unet`
     no_fn = {k: v for k, v in cfg.items() if k != "feature_net"}
     with pytest.raises(config.ConfigError, match="feature_net: missing"):
         config.validate(no_fn)

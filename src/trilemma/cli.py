@@ -1,7 +1,7 @@
 """``trilemma <verb>``: one entry point; each verb is one box of the DAG (``trilemma.stages.*``).
 
 Snakemake rules and DVC stages call these verbs with the same arguments; arguments carry paths and
-wildcard values only, hyperparameters come from the one config (``params.yaml`` + profile).
+wildcard values only, hyperparameters come from the one config (``config/profiles/<profile>.yaml`` over its defaults).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from trilemma.jobclock import JobClock   # first: its clock starts with the proc
 
 VERBS = {
     "check-config": ("check_config", "validate the configuration of a profile and print its jobs"),
+    "config": ("show_config", "print a profile's resolved configuration (--schema: the JSON schema; --write: the generated files)"),
     "fetch-data": ("fetch_data", "generate or fetch a dataset into a safetensors file"),
     "train": ("train", "train a model with the shared training loop (resumes after a kill)"),
     "distill": ("distill", "one progressive-distillation round: an N-step student from a 2N-step model"),
@@ -51,7 +52,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--profile", default=None,
-                       help="profile name: params.yaml (default: toy) merged with config/profiles/<name>.yaml")
+                       help="profile name: config/profiles/<name>.yaml composed over its defaults (default: toy)")
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -1,29 +1,36 @@
-"""The one configuration: ``params.yaml`` (the default ``toy`` profile) deep-merged with
-``config/profiles/<profile>.yaml``, validated against ``schema/config.schema.json``.
+"""The one configuration: a profile's file ``config/profiles/<profile>.yaml`` composed over the files
+its ``defaults`` list names (``base`` = ``config/base.yaml``, or another profile, itself composed),
+merged in order and validated against the pydantic models of :mod:`trilemma.schema.models`.
 
-Snakemake (``Snakefile``), DVC (``dvc.yaml`` params) and every ``trilemma`` verb read it through
-:func:`load`, so the three readers can never disagree.  Command-line arguments carry paths and
-wildcard values only, never hyperparameters.
+Snakemake (``Snakefile``), DVC and every ``trilemma`` verb read it through :func:`load`, so the
+readers can never disagree.  DVC reads the resolved values from each profile's params file
+(:func:`params_file`: ``params.yaml`` for the default profile, ``pipelines/<profile>/params.yaml``
+for the others), written by ``trilemma config --write`` and drift-tested (tests/test_profiles.py),
+so ``dvc status`` sees a change made anywhere in a profile's chain.  Command-line arguments carry
+paths and wildcard values only, never hyperparameters.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
-from importlib import resources
+import re
+import typing
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+from pydantic import ValidationError
 
-from trilemma import dag  # the grid of sample banks and distillation students the cross-key rules check
-from trilemma.data.catalog import is_image_profile
 from trilemma.keys import section  # also config.section, the name stages and tests use
-from trilemma.sampling import registry
+from trilemma.schema import models
 
-BASE_FILE = "params.yaml"
-PROFILE_DIR = Path("config") / "profiles"
+DEFAULT_PROFILE = "toy"
+CONFIG_DIR = Path("config")
+BASE_FILE = CONFIG_DIR / "base.yaml"
+PROFILE_DIR = CONFIG_DIR / "profiles"
+PARAMS_FILE = "params.yaml"
+SCHEMA_FILE = Path("src") / "trilemma" / "schema" / "config.schema.json"
 
 
 class ConfigError(ValueError):
@@ -42,9 +49,12 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
 
 
 def schema() -> dict:
-    """``schema/config.schema.json`` with each sampler's piece (``sampling.<section>``) from its registry
-    entry (``sampling/registry.py``)."""
-    return registry.merge_schema(json.loads(resources.files("trilemma").joinpath("schema/config.schema.json").read_text()))
+    """The JSON schema of the configuration, generated from :class:`trilemma.schema.models.Config`."""
+    return models.json_schema()
+
+
+def schema_text() -> str:
+    return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def _read_yaml(path: Path) -> dict:
@@ -59,160 +69,188 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def profiles(root: Path | str = ".") -> list[str]:
+    """Every profile: the default first, then the others by name."""
+    names = sorted(p.stem for p in (Path(root) / PROFILE_DIR).glob("*.yaml"))
+    return [DEFAULT_PROFILE] + [n for n in names if n != DEFAULT_PROFILE]
+
+
+def _file_of(name: str, root: Path) -> Path:
+    if name == "base":
+        return root / BASE_FILE
+    path = root / PROFILE_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown profile '{name}': no file {path}. Known profiles: {', '.join(profiles(root))}")
+    return path
+
+
 def profile_files(profile: str | None, root: Path | str = ".") -> list[Path]:
-    """The files that make up ``profile``: the base file, then the profile's override (if any)."""
+    """The files that make up ``profile`` in merge order: its ``defaults`` (depth first), then itself."""
     root = Path(root)
-    files = [root / BASE_FILE]
-    base_profile = _read_yaml(files[0]).get("profile")
-    if profile and profile != base_profile:
-        override = root / PROFILE_DIR / f"{profile}.yaml"
-        if not override.exists():
-            known = sorted(p.stem for p in (root / PROFILE_DIR).glob("*.yaml"))
-            raise ConfigError(
-                f"unknown profile '{profile}': no file {override}. "
-                f"Known profiles: {', '.join([str(base_profile)] + known)}")
-        files.append(override)
-    return files
+
+    def chain(path: Path, seen: tuple[Path, ...]) -> list[Path]:
+        if path in seen:
+            raise ConfigError(f"{path}: its defaults list includes itself ({' -> '.join(map(str, seen + (path,)))})")
+        defaults = _read_yaml(path).get("defaults", []) if path.name != BASE_FILE.name or path.parent != root / CONFIG_DIR else []
+        if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
+            raise ConfigError(f"{path}: defaults must be a list of names (base, or a profile)")
+        out: list[Path] = []
+        for name in defaults:
+            out += [f for f in chain(_file_of(name, root), seen + (path,)) if f not in out]
+        return out + [path]
+
+    return chain(_file_of(profile or DEFAULT_PROFILE, root), ())
 
 
-def _describe(error) -> str:
-    if error.validator in ("oneOf", "anyOf") and error.context:   # name the key inside, not its parent
-        error = best_match([error])
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
-        return f"{where}: unknown key(s) {extra}; allowed keys here: {allowed}"
-    if error.validator == "required":
-        return f"{where}: {error.message}"
-    if error.validator == "enum":
-        return f"{where}: {error.instance!r} is not allowed; choose one of {error.validator_value}"
-    if error.validator in ("minimum", "exclusiveMinimum"):
-        return f"{where}: {error.instance!r} is too small (must be {'>=' if error.validator == 'minimum' else '>'} {error.validator_value})"
-    return f"{where}: {error.message}"
+def params_file(profile: str | None) -> str:
+    """The file DVC reads the resolved values of ``profile`` from (relative to the repository root)."""
+    p = profile or DEFAULT_PROFILE
+    return PARAMS_FILE if p == DEFAULT_PROFILE else f"pipelines/{p}/params.yaml"
 
 
-def validate(cfg: Mapping[str, Any], source: str = BASE_FILE) -> None:
-    """Validate against the JSON schema and the cross-key rules; raise one ConfigError listing all."""
-    errors = sorted(Draft202012Validator(schema()).iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    problems = [_describe(e) for e in errors]
-    if not problems:
-        problems = _semantic_problems(cfg)
-    if problems:
-        raise ConfigError(f"invalid configuration ({source}):\n  - " + "\n  - ".join(problems))
-
-
-def _semantic_problems(cfg: Mapping[str, Any]) -> list[str]:
-    problems = []
-    T = cfg["teacher"]["schedule"]["num_steps"]
-    for family in ("ddpm", "ddim"):
-        too_many = [s for s in cfg["sampling"][family]["steps"] if s > T]
-        if too_many:
-            problems.append(f"sampling.{family}.steps: {too_many} exceed teacher.schedule.num_steps = {T}")
-    banks = set(dag.bank_ids(cfg))
-    for key in ("sample_panels", "fast_sampling"):
-        for bank in cfg["report"][key]:
-            if bank not in banks:
-                problems.append(f"report.{key}: '{bank}' is not a sample bank of this profile; "
-                                f"known banks: {sorted(banks)}")
-    problems += _distill_problems(cfg, "distill") + _distill_problems(cfg, "guidance") + _guidance_problems(cfg)
-    if "ddgan" in cfg:
-        if cfg["ddgan"]["coverage_steps"] not in cfg["ddgan"]["steps"]:
-            problems.append(f"ddgan.coverage_steps = {cfg['ddgan']['coverage_steps']} must be one of "
-                            f"ddgan.steps = {cfg['ddgan']['steps']}")
-    if cfg["distill"]["teacher"].get("shared") and not cfg["guidance"]["enabled"]:
-        problems.append("distill.teacher.shared: teacher_cfg needs guidance.enabled (the CFG teacher is trained there)")
-    if cfg["evaluation"]["prc_neighborhood"] >= min(cfg["sampling"]["num_samples"], cfg["data"]["num_eval"]):
-        problems.append("evaluation.prc_neighborhood must be smaller than the number of samples")
-    return problems + _image_problems(cfg)
-
-
-def _image_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """Image profiles: the image-only sections they need, and a U-Net for images (an MLP for points)."""
-    image, name = is_image_profile(cfg), cfg["data"]["name"]
-    kind = cfg["teacher"]["model"]["kind"]
-    if image != (kind == "unet"):
-        return [f"teacher.model.kind: {kind!r} does not fit data.name {name!r} (images need 'unet', points 'mlp')"]
-    if not image:
-        return []
-    needed = [f"data.{name}", "evaluation.images", "teacher.model.unet", "distill.teacher.model.unet",
-              "distill.rounds.hflip", "ddgan.image_model"]
-    if (cfg["evaluation"].get("images") or {}).get("extractor") == "feature_net":
-        needed.append("feature_net")
-    if (cfg["evaluation"].get("images") or {}).get("extractor") == "inception":
-        needed.append("evaluation.images.inception")
-    missing = []
-    for key in needed:
-        try:
-            section(cfg, key)
-        except KeyError:
-            missing.append(f"{key}: missing (image profiles need it; see config/profiles/fashion.yaml)")
-    t = cfg["distill"]["teacher"]
-    if t["model"]["kind"] != "unet":
-        missing.append(f"distill.teacher.model.kind: {t['model']['kind']!r} on images; the distillation teacher needs 'unet'")
-    if t["parameterization"] == "both":
-        missing.append("distill.teacher.parameterization: 'both' is not available for the U-Net (one output per "
-                       "pixel); use x, eps or v")
-    g = cfg["guidance"]
-    if g["enabled"]:
-        if g["teacher"]["model"]["kind"] != "unet" or "unet" not in g["teacher"]["model"]:
-            missing.append("guidance.teacher.model: image profiles need {kind: unet, unet: {preset: ...}} "
-                           "(see config/profiles/fashion.yaml), or guidance.enabled: false")
-        if "hflip" not in g["rounds"]:
-            missing.append("guidance.rounds.hflip: missing (image profiles need it; see config/profiles/fashion.yaml)")
-        if g["eval"]["classifier_scales"]:
-            missing.append("guidance.eval.classifier_scales: classifier guidance is not built for image profiles; "
-                           "set it to []")
-    return missing
-
-
-def _distill_problems(cfg: Mapping[str, Any], chain: str) -> list[str]:
-    """A distillation chain (``distill`` or ``guidance``, stage two): powers of two, halving."""
-    d, problems = cfg[chain], []
-    for key in ("start_steps", "final_steps"):
-        if d[key] & (d[key] - 1):
-            problems.append(f"{chain}.{key}: {d[key]} is not a power of two (each round halves the steps)")
-    if d["final_steps"] >= d["start_steps"]:
-        problems.append(f"{chain}.final_steps ({d['final_steps']}) must be below start_steps ({d['start_steps']})")
-    students = dag.student_steps(cfg, chain) if not problems else []
-    if students and d["headline_steps"] not in students:
-        problems.append(f"{chain}.headline_steps: {d['headline_steps']} is not a student of the chain {students}")
-    return problems
-
-
-def _guidance_problems(cfg: Mapping[str, Any]) -> list[str]:
-    """The guidance grid: students that exist, w inside the range the student was trained on."""
-    g, problems = cfg["guidance"], []
-    students = dag.student_steps(cfg, "guidance")
-    for n in g["eval"]["grid_steps"]:
-        if n not in students:
-            problems.append(f"guidance.eval.grid_steps: {n} is not a student of the chain {students}")
-    for n in g["eval"]["stochastic_steps"]:
-        if n % 2 or n // 2 not in students:
-            problems.append(f"guidance.eval.stochastic_steps: {n} needs the {n // 2}-step student "
-                            f"(the chain has {students})")
-    lo, hi = g["stage1"]["w_min"], g["stage1"]["w_max"]
-    if not lo < hi:
-        problems.append(f"guidance.stage1: w_min ({lo}) must be below w_max ({hi})")
-    for key in ("w", "grid_w"):
-        outside = [w for w in g["eval"][key] if not lo <= w <= hi]
-        if outside:
-            problems.append(f"guidance.eval.{key}: {outside} outside [w_min, w_max] = [{lo}, {hi}]")
-    if g["eval"]["headline_w"] not in g["eval"]["w"]:
-        problems.append(f"guidance.eval.headline_w: {g['eval']['headline_w']} is not one of guidance.eval.w")
-    if not set(g["eval"]["grid_w"]) <= set(g["eval"]["w"]):
-        problems.append("guidance.eval.grid_w must be a subset of guidance.eval.w (fd_to_teacher needs "
-                        "the reference bank at every w)")
-    return problems
-
-
-def load(profile: str | None = None, root: Path | str = ".") -> dict:
-    """Load, merge and validate the configuration of ``profile`` (default: the base file's)."""
+def resolve(profile: str | None = None, root: Path | str = ".") -> tuple[dict, str]:
+    """The merged, not yet validated configuration of ``profile`` and a description of its files."""
     files = profile_files(profile, root)
     cfg: dict = {}
     for f in files:
-        cfg = deep_merge(cfg, _read_yaml(f))
-    if profile:
-        cfg["profile"] = profile
-    validate(cfg, source=" + ".join(str(f) for f in files))
-    return cfg
+        cfg = deep_merge(cfg, {k: v for k, v in _read_yaml(f).items() if k != "defaults"})
+    cfg["profile"] = profile or DEFAULT_PROFILE
+    return cfg, " + ".join(str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in files)
+
+
+def _where(data: Any, loc: tuple) -> list[str]:
+    """The dotted key of a pydantic error location, without the union-member tags it inserts."""
+    parts, node, tagged = [], data, None
+    for i, part in enumerate(loc):
+        if isinstance(node, Mapping) and node.get("kind") == part and i < len(loc) - 1 and tagged is not node:
+            tagged = node
+            continue   # the tag of a discriminated union (model kinds), once per node
+        if isinstance(node, Mapping) and part in node:
+            parts.append(str(part))
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            parts.append(str(part))
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(node, Mapping) and isinstance(part, str) and not part.startswith(("function-", "dict[", "list[")):
+            parts.append(str(part))   # a missing key
+    return parts
+
+
+_TYPE_NAMES = {"int_type": "integer", "float_type": "number", "string_type": "string", "bool_type": "boolean",
+               "list_type": "array", "dict_type": "object", "model_type": "object", "none_required": "null"}
+
+
+def _describe(error: dict, data: Any) -> str:
+    parts = _where(data, error["loc"])
+    where = ".".join(parts) or "(top level)"
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    if kind == "extra_forbidden":
+        parent = ".".join(parts[:-1]) or "(top level)"
+        return f"{parent}: unknown key(s) [{parts[-1]!r}]; allowed keys here: {_allowed(parts[:-1], data)}"
+    if kind == "missing":
+        return f"{'.'.join(parts[:-1]) or '(top level)'}: {parts[-1]!r} is a required property"
+    if kind in _TYPE_NAMES:
+        return f"{where}: {value!r} is not of type {_TYPE_NAMES[kind]!r}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):   # the discriminator (a model's kind)
+        tag = str(ctx.get("discriminator", "kind")).strip("'")
+        return f"{where}.{tag}: {ctx.get('tag', value)!r} is not allowed; choose one of {ctx.get('expected_tags', '')}"
+    if kind == "literal_error":
+        return f"{where}: {value!r} is not allowed; {error['msg'].replace('Input should be', 'choose')}"
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return f"{where}: {value!r} is too small (must be {'>=' if kind == 'greater_than_equal' else '>'} {bound})"
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        return f"{where}: {value!r} is too large (must be {'<=' if kind == 'less_than_equal' else '<'} {bound})"
+    if kind == "value_error":   # a model validator's rules: one message per line, each naming its key
+        return str(ctx.get("error", error["msg"]))
+    return f"{where}: {error['msg']} (got {value!r})"
+
+
+def _allowed(parts: list[str], data: Any) -> list[str]:
+    """The keys the model at a dotted location accepts (a union member: the one of the value's kind)."""
+    node: Any = models.Config
+    for part in parts:
+        fields = getattr(node, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        data = data.get(part) if isinstance(data, Mapping) else None
+        node = _model_in(fields[part].annotation, data)
+    return sorted(getattr(node, "model_fields", {}))
+
+
+def _model_in(annotation: Any, data: Any) -> Any:
+    """The model class inside an annotation (Optional, a union on ``kind``: the value's member)."""
+    members = [annotation] if isinstance(annotation, type) else list(typing.get_args(annotation))
+    found = []
+    for m in members:
+        if isinstance(m, type) and issubclass(m, models.BaseModel):
+            found.append(m)
+        elif not isinstance(m, type):
+            found += [x for x in [_model_in(m, data)] if x is not None]
+    kind = data.get("kind") if isinstance(data, Mapping) else None
+    return next((m for m in found if "kind" in m.model_fields and kind in typing.get_args(m.model_fields["kind"].annotation)),
+                found[0] if found else None)
+
+
+def validate(cfg: Mapping[str, Any], source: str = PARAMS_FILE) -> dict:
+    """Validate against the models (types, closed sections, cross-key rules); raise one ConfigError
+    listing every problem.  Returns ``cfg`` with its keys in the models' order."""
+    try:
+        model = models.Config.model_validate(dict(cfg))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            for line in _describe(error, cfg).split("\n"):
+                if line not in problems:
+                    problems.append(line)
+        raise ConfigError(f"invalid configuration ({source}):\n  - " + "\n  - ".join(problems)) from None
+    return models.key_order_like(dict(cfg), model)
+
+
+def digest(cfg: Mapping[str, Any]) -> str:
+    """A short digest of a resolved configuration's values (key order aside)."""
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_DIGEST = re.compile(r"^# sources digest: ([0-9a-f]{16})$", re.M)
+
+
+def params_edit(profile: str | None, root: Path | str = ".") -> tuple[dict, dict | None, str]:
+    """(the sources' resolved config, the params file's values where they are newer, the sources).
+
+    The params file is generated from the sources and records their digest.  Its values win where
+    the file was edited after generation and the sources were not (``dvc exp run -S key=value``
+    edits it); the sources win where they were edited and the file was not (it is merely stale);
+    both edited is an error."""
+    cfg, source = resolve(profile, root)
+    path = Path(root) / params_file(profile)
+    if not path.exists():
+        return cfg, None, source
+    text = path.read_text()
+    values, recorded = yaml.safe_load(text), _DIGEST.search(text)
+    if values == cfg or (recorded and recorded[1] == digest(values)):
+        return cfg, None, source   # in sync, or only the sources changed since generation
+    if recorded and recorded[1] == digest(cfg):
+        return cfg, values, source
+    raise ConfigError(f"{path} and {source} were both edited since `trilemma config --write` generated it: "
+                      f"put the change into the profile's file, then run `trilemma config --write`")
+
+
+def load(profile: str | None = None, root: Path | str = ".") -> dict:
+    """Compose, merge and validate the configuration of ``profile`` (default: ``toy``); where its
+    params file was edited after generation (``dvc exp run -S``), its values (:func:`params_edit`)."""
+    cfg, edited, source = params_edit(profile, root)
+    if edited is not None:
+        return validate(edited, source=f"{params_file(profile)}, edited after generation from {source}")
+    return validate(cfg, source=source)
+
+
+def render(cfg: Mapping[str, Any], source: str) -> str:
+    """The resolved configuration as YAML: a profile's params file (what DVC reads) and its golden file."""
+    header = (f"# Generated by `trilemma config --write` from {source}: the resolved\n"
+              f"# configuration of the `{cfg['profile']}` profile, which DVC reads (params). Edit the profile's\n"
+              f"# files and rerun it (make dvc.yaml does); tests/test_profiles.py fails when it drifts. An edit\n"
+              f"# here (dvc exp run -S) is used while the profile's files are unchanged (config.params_edit).\n"
+              f"# sources digest: {digest(cfg)}\n")
+    return header + yaml.safe_dump(dict(cfg), sort_keys=False, width=120, allow_unicode=True, default_flow_style=None)

@@ -22,12 +22,15 @@ FIGURES = ("error_split",)
 
 
 def oracle_on(cfg: Mapping[str, Any]) -> bool:
-    return cfg["oracle"]["enabled"] and base.is_2d(cfg) and cfg["data"]["name"] in CLOSED_FORM
+    """On where the profile has an ``oracle`` section (2-D profiles) that enables it."""
+    return "oracle" in cfg and cfg["oracle"]["enabled"] and base.is_2d(cfg) and cfg["data"]["name"] in CLOSED_FORM
 
 
 def oracle_specs(cfg: Mapping[str, Any]) -> list[str]:
+    if not oracle_on(cfg):
+        return []
     prefixes = tuple(cfg["oracle"]["samplers"])
-    return [s for s in base.sample_specs(cfg) if s.startswith(prefixes)] if oracle_on(cfg) else []
+    return [s for s in base.sample_specs(cfg) if s.startswith(prefixes)]
 
 
 def oracle_bank_ids(cfg: Mapping[str, Any]) -> list[str]:

@@ -88,7 +88,23 @@ def out_of_range(value: Any, sub: Mapping[str, Any]) -> list[Any]:
     return bad
 
 
+def inline_refs(schema: Any, defs: Mapping[str, Any] | None = None) -> Any:
+    """The schema with every ``$ref`` to ``#/$defs/<name>`` replaced by its definition (the schema is
+    generated from pydantic models, which share definitions through ``$defs``)."""
+    if defs is None:
+        defs = schema.get("$defs", {}) if isinstance(schema, Mapping) else {}
+    if isinstance(schema, Mapping):
+        if "$ref" in schema:
+            target = inline_refs(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
+            return {**target, **{k: inline_refs(v, defs) for k, v in schema.items() if k != "$ref"}}
+        return {k: inline_refs(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [inline_refs(v, defs) for v in schema]
+    return schema
+
+
 def mutations(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> list[Mutation]:
+    schema = inline_refs(schema)
     out = []
     for path, value, sub, parent in leaves(cfg, schema):
         out.append(Mutation("wrong_type", path, WRONG_TYPE[type(value)]))

@@ -71,16 +71,18 @@ def cli_cases():
 
 @pytest.mark.slow
 def test_mutations_stop_the_cli_and_snakemake_before_any_job_without_traceback(repo_copy):
-    """A handful through the real entry points: the mutated configuration as params.yaml;
+    """A handful through the real entry points: the mutated configuration as the toy's profile file
+    (a whole configuration, no defaults);
     ``trilemma check-config`` and Snakemake's start (a dry run) both refuse with the key named."""
     cases = cli_cases()
     for i, (profile, m) in enumerate(cases):
-        (repo_copy / "params.yaml").write_text(yaml.safe_dump(m.apply(config.load(profile)), sort_keys=False))
+        mutated = {**m.apply(config.load(profile)), "profile": "toy"}
+        (repo_copy / "config/profiles/toy.yaml").write_text(yaml.safe_dump(mutated, sort_keys=False))
         commands = [["trilemma", "check-config"]] + ([["snakemake", "-n", "--cores", "1"]] if i % 3 == 0 else [])
         for cmd in commands:
             proc = run_cmd(cmd, cwd=repo_copy, check=False, timeout=120)
             out = proc.stdout + proc.stderr
             assert proc.returncode != 0 and named(m) in out and "invalid configuration" in out, (cmd, m, out)
             assert "Traceback" not in out and 'File "' not in out, (cmd, m, out)
-            assert not (repo_copy / "results" / profile / "data").exists()   # no job ran
+            assert not (repo_copy / "results" / "toy" / "data").exists()   # no job ran
     print(f"{len(cases)} mutations through check-config, {len(cases[::3])} through Snakemake's start")

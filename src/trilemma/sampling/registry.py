@@ -9,8 +9,8 @@ An entry is everything the pipeline knows about a sampler, in one place:
   with the grid bound by the builder; :func:`build`);
 - ``nfe``: network evaluations per sample (CFG 2 per step, Heun 2 per step + the final denoising,
   ``None`` where an adaptive solver decides), held against counted calls by ``tests/test_registry.py``;
-- its config: ``section`` of ``sampling`` with its JSON-schema piece (merged into the schema by
-  :func:`merge_schema`), the spec ids it adds to the DDPM teacher's grid (``grid``), and the config
+- its config: ``section`` of ``sampling`` with its pydantic model (``schema``: a field of
+  ``schema.models.Sampling``, so of the generated JSON schema), the spec ids it adds to the DDPM teacher's grid (``grid``), and the config
   keys its sample jobs read (``params``);
 - ``label`` (the ``sampler`` column of metrics.csv, tables) and ``curve`` (its line in fid_vs_time);
 - ``code``: the modules its banks depend on (the DAG's code inputs).
@@ -23,7 +23,11 @@ import functools
 import importlib
 import re
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional
+
+from pydantic import Field
+
+from trilemma.schema.blocks import D, PosFloat, PosInt, Section, Share, unique_list
 
 PKG = "src/trilemma/"
 
@@ -73,7 +77,7 @@ class Entry:
     params: tuple[str, ...] = ()
     curve: Callable[[Mapping], str | None] = lambda row: None
     section: str | None = None                    # sampling.<section>
-    schema: dict | None = None                    # JSON schema of sampling.<section>
+    schema: type[Section] | None = None           # the model of sampling.<section> (schema/models.py)
     grid: Callable[[Mapping], list[str]] | None = None   # spec ids from sampling.<section>
     callbacks: bool = False                       # run() calls callback once per step
     example: str = ""                             # a spec id the contract test draws
@@ -87,17 +91,47 @@ def _steps(s) -> int:
     return s.steps
 
 
-def _int_list() -> dict:
-    return {"type": "array", "items": {"type": "integer", "minimum": 1}, "uniqueItems": True}
+class _DdpmSection(Section):
+    """ancestral sampling (Ho et al. 2020)"""
+    steps: unique_list(PosInt) = D("DDPM steps (< T: improved-DDPM respacing)")
+    variance: unique_list(Literal["beta", "beta_tilde"]) = D("sigma^2 = beta (fixedlarge) and/or beta-tilde (fixedsmall)")
+    clip_x0: Optional[Annotated[list[float], Field(min_length=2, max_length=2)]] = D("null or [lo, hi]: clip the x_0 prediction")
 
 
-def _enum_list(values) -> dict:
-    return {"type": "array", "items": {"enum": list(values)}, "uniqueItems": True}
+class _DdimSection(Section):
+    """DDIM (Song, Meng & Ermon 2021)"""
+    steps: unique_list(PosInt) = D("DDIM steps")
+    eta: unique_list(Share) = D("eta of the DDIM family (0: deterministic, 1: DDPM's posterior variance)")
+    sigma_hat: bool = D("also the DDIM paper's sigma-hat row (sigma^2 = beta)")
+    skip: unique_list(Literal["uniform", "quadratic"]) = D("the subsequence of the T steps: uniform | quadratic")
 
 
-def _obj(properties: dict) -> dict:
-    return {"type": "object", "additionalProperties": False, "properties": properties,
-            "required": list(properties)}
+class _FixedSolvers(Section):
+    heun: unique_list(PosInt) = D("Heun steps (2 NFE per step)")
+    euler: unique_list(PosInt) = D("Euler steps")
+
+
+_ADAPTIVE = ("rk45", "rk23", "dop853")
+
+
+class _PfOdeSection(Section):
+    """the probability-flow ODE (Song et al. 2021, Score-SDE)"""
+    adaptive: unique_list(Literal[_ADAPTIVE]) = D("scipy solve_ivp methods; NFE = nfev")
+    rtol: PosFloat = D("relative tolerance of the adaptive solvers")
+    atol: PosFloat = D("absolute tolerance of the adaptive solvers")
+    fixed: _FixedSolvers = D("fixed-step solvers: their step counts")
+
+
+class _DpmSection(Section):
+    """DPM-Solver++(2M) (Lu et al. 2022; methods.md 13.2), diffusers' grid"""
+    steps: unique_list(PosInt) = D("step counts (NFE = steps)")
+
+
+class _CdSection(Section):
+    """multistep consistency sampling (Algorithm 1) of the `cd` model"""
+    steps: unique_list(PosInt) = D("step counts, NFE = steps")
+    tau: Optional[dict[Annotated[str, Field(pattern=r"^s[0-9]+$")], list[Annotated[float, Field(gt=0, lt=1)]]]] = D(
+        "re-noising times (teacher's t) of each N-step bank, s<N>: N - 1 times", None)
 
 
 _DDIM = (PKG + "sampling/ddim.py", PKG + "diffusion/timesteps.py")
@@ -129,8 +163,6 @@ def _pf_ode_nfe(s) -> int | None:
     return 2 * s.steps + 1 if s.solver == "heun" else s.steps + 1   # + the final denoising step
 
 
-_ADAPTIVE = ("rk45", "rk23", "dop853")
-
 TEACHER = [
     Entry("ddpm", r"ddpm-(beta|beta_tilde)-s(\d+)",
           lambda m: dict(method="ddpm", variance=m[1], steps=int(m[2])),
@@ -140,9 +172,7 @@ TEACHER = [
           code=(PKG + "sampling/ddpm.py", PKG + "diffusion/timesteps.py"), params=("sampling.ddpm.clip_x0",),
           curve=lambda r: "DDPM (σ²=β)" if r["variance"] == "beta" else "DDPM (σ²=β̃)",
           section="ddpm",
-          schema=_obj({"steps": _int_list(), "variance": _enum_list(("beta", "beta_tilde")),
-                       "clip_x0": {"oneOf": [{"type": "null"},
-                                             {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}]}}),
+          schema=_DdpmSection,
           grid=lambda s: [f"ddpm-{v}-s{n}" for v in s["variance"] for n in s["steps"]],
           callbacks=True, example="ddpm-beta-s5"),
     Entry("ddim", r"ddim-(?:eta([0-9.]+)|(sigmahat))-(uniform|quadratic)-s(\d+)",
@@ -151,10 +181,7 @@ TEACHER = [
           _ddim_fmt, _B + "ddim", _steps,
           lambda s: f"DDIM ({'σ̂' if s.sigma_hat else f'η={s.eta:g}'}, {s.skip})",
           code=_DDIM, curve=_ddim_curve, section="ddim",
-          schema=_obj({"steps": _int_list(),
-                       "eta": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-                               "uniqueItems": True},
-                       "sigma_hat": {"type": "boolean"}, "skip": _enum_list(("uniform", "quadratic"))}),
+          schema=_DdimSection,
           grid=_ddim_grid, callbacks=True, example="ddim-eta0.5-uniform-s4"),
     Entry("pf_ode", r"pf_ode-(?:(rk45|rk23|dop853)|(euler|heun)-s(\d+))",
           lambda m: dict(method="pf_ode", solver=m[1] or m[2], steps=int(m[3]) if m[3] else None),
@@ -162,17 +189,14 @@ TEACHER = [
           _B + "pf_ode", _pf_ode_nfe, lambda s: f"PF-ODE ({s.solver})",
           code=(PKG + "sampling/pf_ode.py",), params=("sampling.pf_ode.rtol", "sampling.pf_ode.atol"),
           curve=lambda r: "PF-ODE", section="pf_ode",
-          schema=_obj({"adaptive": _enum_list(_ADAPTIVE),
-                       "rtol": {"type": "number", "exclusiveMinimum": 0},
-                       "atol": {"type": "number", "exclusiveMinimum": 0},
-                       "fixed": _obj({"heun": _int_list(), "euler": _int_list()})}),
+          schema=_PfOdeSection,
           grid=lambda s: ([f"pf_ode-{m}" for m in s["adaptive"]]
                           + [f"pf_ode-{m}-s{n}" for m, steps in s["fixed"].items() for n in steps]),
           example="pf_ode-heun-s3"),
     Entry("dpmpp2m", r"dpmpp2m-s(\d+)", lambda m: dict(method="dpm_solver_pp", solver="2m", steps=int(m[1])),
           lambda *, steps, **_: f"dpmpp2m-s{steps}", "trilemma.sampling.dpm_solver:build", _steps,
           lambda s: "DPM-Solver++(2M)", code=(PKG + "sampling/dpm_solver.py",),
-          curve=lambda r: "DPM-Solver++(2M)", section="dpmpp2m", schema=_obj({"steps": _int_list()}),
+          curve=lambda r: "DPM-Solver++(2M)", section="dpmpp2m", schema=_DpmSection,
           grid=lambda s: [f"dpmpp2m-s{n}" for n in s["steps"]], callbacks=True, example="dpmpp2m-s4"),
 ]
 
@@ -188,15 +212,12 @@ DISTILL = [
 ]
 
 # ----------------------------------------------------------------------------- consistency distillation (issue 18)
-_TAUS = {"type": "object", "additionalProperties": False,
-         "patternProperties": {"^s[0-9]+$": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0,
-                                                                          "exclusiveMaximum": 1}}}}
 CONSISTENCY = [   # the student of stages/consistency.py with Algorithm 1; its banks: dag.cd_bank_ids
     Entry("cd", r"cd-s(\d+)", lambda m: dict(method="cd", steps=int(m[1])), lambda *, steps, **_: f"cd-s{steps}",
           _B + "consistency", _steps, lambda s: "CD student (multistep, Alg. 1)",
           code=(PKG + "sampling/consistency.py", PKG + "diffusion/consistency.py"), params=("sampling.cd.tau",),
           curve=lambda r: "CD student (multistep)", section="cd",
-          schema=_obj({"steps": _int_list(), "tau": _TAUS}), callbacks=True, example="cd-s2"),
+          schema=_CdSection, callbacks=True, example="cd-s2"),
 ]
 
 # ----------------------------------------------------------------------------- DDGAN and the GAN baselines
@@ -284,17 +305,6 @@ def by_method(method: str) -> Entry | None:
 @functools.cache
 def _methods() -> dict[str, str]:
     return {f: parse(e.example).method for f, e in ENTRIES.items()}
-
-
-def merge_schema(schema: dict) -> dict:
-    """Put each entry's schema piece under ``sampling.<section>`` (required) of the base schema."""
-    sampling = schema["properties"]["sampling"]
-    for e in ENTRIES.values():
-        if e.section:
-            sampling["properties"][e.section] = e.schema
-            if e.section not in sampling["required"]:
-                sampling["required"].append(e.section)
-    return schema
 
 
 def build(spec: SamplerSpec, denoiser, cfg: Mapping[str, Any], info: Mapping | None = None, classifier=None):

@@ -261,16 +261,12 @@ def render(cfg, profile_files: list[str], default_profile: str = "toy") -> dict[
 
 def render_profile(profile: str | None, root: Path | str = ".") -> dict[str, str]:
     """The front-end of ``profile`` (default: the base file's) as committed in the repository ``root``."""
-    root = Path(root)
-    files = [str(f.relative_to(root)) for f in config.profile_files(profile, root)]
-    default = config.load(root=root)["profile"]
-    return render(config.load(profile, root=root), files, default)
+    return render(config.load(profile, root=root), [config.params_file(profile)], config.DEFAULT_PROFILE)
 
 
 def profiles(root: Path | str = ".") -> list[str]:
-    """Every profile: the base file's, then each ``config/profiles/<name>.yaml``."""
-    root = Path(root)
-    return [config.load(root=root)["profile"]] + sorted(f.stem for f in (root / config.PROFILE_DIR).glob("*.yaml"))
+    """Every profile: the default, then the others (``config/profiles/<name>.yaml``)."""
+    return config.profiles(root)
 
 
 def add_arguments(p):

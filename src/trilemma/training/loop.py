@@ -84,8 +84,14 @@ class LoopConfig:
 
     @classmethod
     def from_config(cls, train: dict) -> "LoopConfig":
-        keys = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in train.items() if k in keys})
+        """The loop's fields of a training block; a key that no training block of the config models
+        defines is an error (a typo must not be dropped silently)."""
+        from trilemma.schema.models import TRAIN_BLOCKS
+        known = set(cls.__dataclass_fields__).union(*(m.model_fields for m in TRAIN_BLOCKS))
+        unknown = sorted(set(train) - known)
+        if unknown:
+            raise ValueError(f"unknown training key(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**{k: v for k, v in train.items() if k in cls.__dataclass_fields__})
 
     @property
     def total_steps(self) -> int:
