@@ -305,7 +305,7 @@ def main():
                 f.write(json.dumps(r) + "\n")
             done.append(r)
         wanted = a.teacher_only or (any(r[0] == "swissroll" for r in rows) and a.only in "swissroll"
-                                    and "swissroll" not in skip and not a.recipe)
+                                    and "swissroll" not in skip and not a.recipe and not a.recipes)
         if wanted and not any(r["recipe"] == "teacher" for r in done):
             r = teacher_bank("swissroll", cfg)
             r.pop("samples")
