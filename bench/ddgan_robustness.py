@@ -36,12 +36,12 @@ from trilemma import config
 from trilemma.data.toy2d import generate
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule
-from trilemma.evaluation.features2d import toy_features
+from trilemma.evaluation.features2d import local_scale, toy_features
 from trilemma.evaluation.panel import point_panel
 from trilemma.models.gan import OneShot
 from trilemma.sampling.ddgan import sample_ddgan
 from trilemma.sampling.gan import sample_gan
-from trilemma.stages.train_gan import build_task, data_units, ddgan_schedule, r1_gamma
+from trilemma.stages.train_gan import build_task, data_units, ddgan_schedule
 from trilemma.training.loop import LoopConfig, train
 
 GRID = [(sp, sd) for sp in (0.5, 1.0, 2.0) for sd in (0.03, 0.1)]   # std / spacing from 0.015 to 0.2
@@ -147,6 +147,18 @@ def overrides(pairs: list[str]) -> dict:
     return out
 
 
+def r1_gamma(section: dict, meta: dict, units: float) -> float:
+    """The R1 weight of a run: ``train.r1_gamma``, or with the candidate key ``train.r1_width_ref`` (not a
+    key of the pipeline's config: measured here and not adopted) ``r1_gamma`` x (w / r1_width_ref)^2,
+    w = k x the data's local scale (``evaluation.features2d.local_scale``: the mode std), i.e. gamma
+    tied to the square of the width D must resolve (a D that separates modes of width w has gradients
+    ~ 1 / w, so (gamma / 2) E||grad D||^2 is then the same penalty at every width)."""
+    gamma, ref = section["train"]["r1_gamma"], section["train"].get("r1_width_ref")
+    if not ref:
+        return gamma
+    return gamma * (units * local_scale(meta["dataset"], meta["params"]) / ref) ** 2
+
+
 def chain_steps(method: str, section: dict) -> int:
     """T of a DDGAN method: ``ddgan`` is the recipe's ``coverage_steps``, ``ddgan_t<T>`` the T ablation's
     T (``ddgan.steps``); 1 for the one-shot baselines."""
@@ -163,7 +175,8 @@ def run_one(variant, recipe, method, seed, cfg) -> dict:
     torch.manual_seed(seed)
     r1 = r1_gamma(section, meta, units)
     kind = "ddgan" if method.startswith("ddgan") else method
-    task, _ = build_task(kind, steps, section, tensors["train"], meta["data_dim"], units, r1)
+    task, _ = build_task(kind, steps, config.deep_merge(section, {"train": {"r1_gamma": r1}}), tensors["train"],
+                         meta["data_dim"], units)
     c0 = time.process_time()
     with tempfile.TemporaryDirectory() as d:
         final = train(task, LoopConfig.from_config(section["train"]), seed=seed, resume_dir=d,

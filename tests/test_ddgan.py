@@ -2,7 +2,6 @@
 reference values, the training pairs and the posterior step against closed forms, the sampler's NFE
 and latent draws, the loop's phase options, exact resume of a two-phase task, divergence handling, and the
 GAN path's units (issue 23: the data's spread in the artifact, equivariance, round trip, cache key)."""
-import copy
 import math
 
 import pytest
@@ -355,30 +354,3 @@ def test_units_round_trip_through_training_and_samplers(units):
     gan = OneShot(GANGenerator(2, 2, 8, 2))
     assert torch.equal(sample_gan(gan, 4, latent_dim=2, generator=g().manual_seed(0), units=units),
                        sample_gan(gan, 4, latent_dim=2, generator=g().manual_seed(0)) / units)
-
-
-def test_r1_weight_tied_to_the_local_scale_in_the_recipe_units():
-    """R1's gamma scales with the square of the width D must resolve (k x the mode std): exactly
-    ``r1_gamma`` on the default toy; the same on a x2 copy of the data (its units halve what the width
-    doubles); x4 for modes twice as wide at the same spread; untied without ``r1_width_ref`` or on images.
-    The task trains with the gamma it is given."""
-    from trilemma import config
-    from trilemma.data.toy2d import generate
-    from trilemma.stages.train_gan import build_task, data_units, r1_gamma
-    cfg = config.load(root=REPO)
-    section = copy.deepcopy(cfg["ddgan"])
-    section["train"]["r1_width_ref"] = 0.05
-    _, meta = generate(cfg["data"], cfg["seed"])
-    assert data_units(section, meta) == 1.0
-    assert r1_gamma(section, meta, 1.0) == section["train"]["r1_gamma"]
-    _, meta2 = generate(grid(2.0, 0.1, n=cfg["data"]["num_train"]), seed=cfg["seed"])
-    assert math.isclose(r1_gamma(section, meta2, data_units(section, meta2)), section["train"]["r1_gamma"],
-                        rel_tol=1e-12)
-    wide = {**meta, "params": {"spacing": 1.0, "std": 0.1}}
-    assert math.isclose(r1_gamma(section, wide, 1.0), 4 * section["train"]["r1_gamma"], rel_tol=1e-12)
-    untied = copy.deepcopy(section)
-    untied["train"]["r1_width_ref"] = None
-    assert r1_gamma(untied, wide, 1.0) == section["train"]["r1_gamma"]
-    assert r1_gamma(section, {"data_dim": [3, 32, 32], "image": True}, 1.0) == section["train"]["r1_gamma"]
-    task, _ = build_task("ddgan", 2, section, tiny_data(), 2, 1.0, r1=0.123)
-    assert task.r1_gamma == 0.123

@@ -20,7 +20,6 @@ import torch
 from trilemma import paths
 from trilemma.artifacts import load_tensors, save_model
 from trilemma.diffusion.schedules import DiscreteSchedule
-from trilemma.evaluation.features2d import local_scale
 from trilemma.models.gan import DDGANDiscriminator, GANDiscriminator
 from trilemma.models.registry import build_model
 from trilemma.training.loop import LoopConfig, finish, train
@@ -44,29 +43,11 @@ def data_units(section: dict, meta: dict) -> float:
     return ref / scale if ref and scale else 1.0
 
 
-def r1_gamma(section: dict, meta: dict, units: float) -> float:
-    """The R1 weight gamma of Eq. 9 that the DDGAN trains with: ``train.r1_gamma`` x (w / ``train.r1_width_ref``)^2,
-    w = k x the data's local scale (the mode std of a mixture, the swiss roll's noise:
-    ``evaluation.features2d.local_scale``, the length the headline metric resolves), k = :func:`data_units`.
-    The penalty (gamma / 2) E||grad_x D||^2 is invariant to a change of the length scale the
-    discriminator must resolve only if gamma scales with its square (a D that separates modes of width w
-    has gradients ~ 1 / w).  ``r1_width_ref`` null or absent, or no local scale (images): ``r1_gamma``
-    as given.  Exactly ``r1_gamma`` on the default toy (w = ``r1_width_ref`` = 0.05, k = 1)."""
-    gamma, ref = section["train"]["r1_gamma"], section["train"].get("r1_width_ref")
-    if not ref or not isinstance(meta.get("params"), dict) or meta.get("image"):
-        return gamma
-    return gamma * (units * local_scale(meta["dataset"], meta["params"]) / ref) ** 2
-
-
-def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_dim: int, units: float = 1.0,
-               r1: float | None = None):
+def build_task(method: str, steps: int, section: dict, x0: torch.Tensor, data_dim: int, units: float = 1.0):
     """The task and the ``model`` entry of model.json (what rebuilds G): G is built from that very
     entry by :func:`~trilemma.models.registry.build_model`, the one place a generator is constructed.
-    The task trains on ``units * x0`` (:func:`data_units`), DDGAN with R1 weight ``r1``
-    (:func:`r1_gamma`; None: ``train.r1_gamma``)."""
+    The task trains on ``units * x0`` (:func:`data_units`)."""
     m, train_cfg = section["model"], section["train"]
-    if r1 is not None:
-        train_cfg = {**train_cfg, "r1_gamma": r1}
     x0 = x0 * units
     if method == "ddgan":
         model_cfg = {"kind": "ddgan_generator", **m}
@@ -88,8 +69,7 @@ def run_gan(args, cfg: dict) -> None:
     tensors, meta = load_tensors(args.data)
     torch.manual_seed(seed)
     units = data_units(section, meta)
-    r1 = r1_gamma(section, meta, units)
-    task, model_cfg = build_task(method, steps, section, tensors["train"], meta["data_dim"], units, r1)
+    task, model_cfg = build_task(method, steps, section, tensors["train"], meta["data_dim"], units)
     fingerprint = hashlib.sha256(json.dumps(
         {"model": args.model, "section": section, "data": meta}, sort_keys=True).encode()).hexdigest()
     resume = paths.resume_dir(cfg["profile"], args.model)
@@ -100,8 +80,6 @@ def run_gan(args, cfg: dict) -> None:
                   "parameterization": "x" if method == "ddgan" else "implicit",
                   "data_dim": meta["data_dim"], "dataset": meta["dataset"], "train": section["train"],
                   "seed": seed, "weights": "ema", "data_units": units}
-    if method == "ddgan":
-        model_json["r1_gamma"] = r1
     if method == "wgan_gp":
         model_json["wgan_gp"] = section["baselines"]["wgan_gp"]
     save_model(args.out, final["G"], model_json)
