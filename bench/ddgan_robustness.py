@@ -4,17 +4,25 @@ the shared loop, ``sample_ddgan`` / ``sample_gan``, ``data_units``), the Denoisi
 T = 4 (Xiao, Kreis & Vahdat 2022) and the two GAN baselines of its Fig. 6 with the recipe's updates,
 on a family of toy variants x training seeds, and prints one row per (variant, recipe, method):
 
-- ``modes`` (of 25 / of 8) and ``hq`` of a 10k-sample bank, PacGAN convention (evaluation/toy.py);
-- ``fd_xy``: the raw-coordinate Frechet distance to the variant's evaluation set
-  (evaluation/fidelity.py, through torch-fidelity), beside the floor of a fresh draw of the data;
-- ``nll``: the mean negative log-likelihood of the samples under the true mixture (gauss25, ring8),
-  beside the floor.  The swiss roll has no closed-form density: fd_xy only.
+the metric panel of ``trilemma evaluate`` on a 10k-sample bank (``evaluation.panel.point_panel``):
+
+- ``fd``: the headline distance of the metrics issue (Frechet distance in random Fourier features at
+  the data's local scale, ``evaluation/features2d.py``) with ``fd_ci``, its bootstrap 95 % half-width;
+- ``modes`` (of 25 / of 8) and ``hq``, PacGAN convention (evaluation/toy.py), and ``nll`` under the true
+  mixture (gauss25, ring8; the swiss roll has neither);
+- ``fd_xy``: the raw-coordinate Frechet distance (the weak metric the headline replaced);
+
+each beside the floor of a fresh draw of the data.  ``--teacher-only`` (and the full plan) trains the
+toy's DDPM teacher on the swiss roll with the toy's recipe and scores its DDPM-1000 bank: the reference
+for the swiss roll, which has no modes.
 
 Recipes: ``recipe`` (params.yaml as committed: units from the data's spread), ``fixed-units`` (the
-same networks trained in data coordinates, k = 1: the recipe before issue 23) and ``official`` (no
-Fourier encodings, uniform t, R1 0.05: the paper's / official code's settings, default grid only).
+same networks trained in data coordinates, k = 1: the recipe before issue 23), ``official`` (no
+Fourier encodings, uniform t, R1 0.05: the paper's / official code's settings, default grid only) and
+candidates (``--recipe NAME --set train.lr_g=3e-3 ...``: the ddgan section with overrides).  Methods:
+``ddgan`` (T = ``coverage_steps``), ``ddgan_t<T>`` (the T ablation), ``gan``, ``wgan_gp``.
 
-  PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 15 python bench/ddgan_robustness.py --out results/robustness.jsonl
+  PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python bench/ddgan_robustness.py --out results/robustness.jsonl
 
 Rows already in ``--out`` are not re-run (the bench resumes); ``--summary`` prints the tables only.
 """
