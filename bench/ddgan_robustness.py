@@ -4,17 +4,25 @@ the shared loop, ``sample_ddgan`` / ``sample_gan``, ``data_units``), the Denoisi
 T = 4 (Xiao, Kreis & Vahdat 2022) and the two GAN baselines of its Fig. 6 with the recipe's updates,
 on a family of toy variants x training seeds, and prints one row per (variant, recipe, method):
 
-- ``modes`` (of 25 / of 8) and ``hq`` of a 10k-sample bank, PacGAN convention (evaluation/toy.py);
-- ``fd_xy``: the raw-coordinate Frechet distance to the variant's evaluation set
-  (evaluation/fidelity.py, through torch-fidelity), beside the floor of a fresh draw of the data;
-- ``nll``: the mean negative log-likelihood of the samples under the true mixture (gauss25, ring8),
-  beside the floor.  The swiss roll has no closed-form density: fd_xy only.
+the metric panel of ``trilemma evaluate`` on a 10k-sample bank (``evaluation.panel.point_panel``):
+
+- ``fd``: the headline distance of the metrics issue (Frechet distance in random Fourier features at
+  the data's local scale, ``evaluation/features2d.py``) with ``fd_ci``, its bootstrap 95 % half-width;
+- ``modes`` (of 25 / of 8) and ``hq``, PacGAN convention (evaluation/toy.py), and ``nll`` under the true
+  mixture (gauss25, ring8; the swiss roll has neither);
+- ``fd_xy``: the raw-coordinate Frechet distance (the weak metric the headline replaced);
+
+each beside the floor of a fresh draw of the data.  ``--teacher-only`` (and the full plan) trains the
+toy's DDPM teacher on the swiss roll with the toy's recipe and scores its DDPM-1000 bank: the reference
+for the swiss roll, which has no modes.
 
 Recipes: ``recipe`` (params.yaml as committed: units from the data's spread), ``fixed-units`` (the
-same networks trained in data coordinates, k = 1: the recipe before issue 23) and ``official`` (no
-Fourier encodings, uniform t, R1 0.05: the paper's / official code's settings, default grid only).
+same networks trained in data coordinates, k = 1: the recipe before issue 23), ``official`` (no
+Fourier encodings, uniform t, R1 0.05: the paper's / official code's settings, default grid only) and
+candidates (``--recipe NAME --set train.lr_g=3e-3 ...``: the ddgan section with overrides).  Methods:
+``ddgan`` (T = ``coverage_steps``), ``ddgan_t<T>`` (the T ablation), ``gan``, ``wgan_gp``.
 
-  PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 15 python bench/ddgan_robustness.py --out results/robustness.jsonl
+  PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python bench/ddgan_robustness.py --out results/robustness.jsonl
 
 Rows already in ``--out`` are not re-run (the bench resumes); ``--summary`` prints the tables only.
 """
@@ -36,8 +44,8 @@ from trilemma import config
 from trilemma.data.toy2d import generate
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule
-from trilemma.evaluation.fidelity import frechet_distance
-from trilemma.evaluation.toy import mode_metrics
+from trilemma.evaluation.features2d import local_scale, toy_features
+from trilemma.evaluation.panel import point_panel
 from trilemma.models.gan import OneShot
 from trilemma.sampling.ddgan import sample_ddgan
 from trilemma.sampling.gan import sample_gan
@@ -49,7 +57,9 @@ VARIANTS = {f"grid s{sp:g} std{sd:g}": ("gauss25", {"spacing": sp, "std": sd}) f
 VARIANTS.update({"default grid s1 std0.05": ("gauss25", {"spacing": 1.0, "std": 0.05}),
                  "ring8 r2 std0.05": ("ring8", {"radius": 2.0, "std": 0.05}),
                  "swissroll": ("swissroll", {"noise": 0.05, "scale": 0.2})})
-OFFICIAL = {"model": {"d_fourier": 0, "g_fourier": 0}, "train": {"t0_share": None, "r1_gamma": 0.05}}
+OFFICIAL = {"model": {"d_fourier": 0, "g_fourier": 0}, "train": {"t0_share": None, "r1_gamma": 0.05,
+                                                                  "r1_width_ref": None}}
+CANDIDATES: dict[str, dict] = {}   # --recipe NAME --set key=value: a candidate's overrides of the ddgan section
 NUM_SAMPLES = 10_000
 
 
@@ -70,39 +80,111 @@ def dataset(variant: str, base: dict, seed: int = 0):
     return generate(data_cfg, seed)
 
 
-def mixture_nll(x: torch.Tensor, means: torch.Tensor, std: float) -> float:
-    """-mean log p(x), p the equal-weight mixture of N(mu_k, std^2 I) in 2-D."""
-    d2 = torch.cdist(x.double(), means.double()).pow(2)
-    logp = torch.logsumexp(-d2 / (2 * std ** 2), 1) - math.log(means.shape[0]) - math.log(2 * math.pi * std ** 2)
-    return float(-logp.mean())
+def scores(x: torch.Tensor, tensors: dict, meta: dict, cfg: dict) -> dict:
+    """The pipeline's metric panel of one bank (``evaluation.panel.point_panel``, as ``trilemma evaluate``
+    computes it): the headline ``fd`` in random Fourier features at the data's local scale with its
+    bootstrap 95 % half-width ``fd_ci``, ``fd_xy``, and on mixtures modes, hq and the mixture NLL."""
+    ev = cfg["evaluation"]
+    features = toy_features(ev["features"], meta["dataset"], meta["params"])
+    row = point_panel(x, tensors["eval"], features=features, means=tensors["mode_means"],
+                      mode_labels=tensors["mode_labels"], std=meta.get("std"), ev=ev, seed=cfg["seed"])
+    keep = ["fd", "fd_ci", "fd_xy", "precision", "recall", "num_modes"]
+    keep += ["modes", "hq", "nll"] if row["num_modes"] else []
+    return {k: row[k] for k in keep}
 
 
-def scores(x: torch.Tensor, tensors: dict, meta: dict) -> dict:
-    out = {"fd_xy": frechet_distance(x, tensors["eval"])}
-    if tensors["mode_means"].shape[0]:
-        m = mode_metrics(x, tensors["mode_means"], meta["std"])
-        out.update(modes=m["modes"], num_modes=m["num_modes"], hq=m["hq"],
-                   nll=mixture_nll(x, tensors["mode_means"], meta["std"]))
-    return out
+def teacher_bank(variant: str, cfg: dict) -> dict:
+    """The toy's DDPM teacher trained on the variant with the toy's recipe (``teacher`` section, the
+    training seed of the config: ``stages.train``'s code path), published and loaded back as the pipeline
+    does (``artifacts.save_model`` / ``load_model``), and its DDPM-1000 bank (``ddpm-beta-s1000``, the
+    sample stage's seeded batches): the reference a DDGAN is compared with on data without modes."""
+    from trilemma.artifacts import load_model, save_model
+    from trilemma.models.registry import build_model
+    from trilemma.sampling.common import CountNFE
+    from trilemma.stages.sample import draw, make_sampler, parse_spec
+    from trilemma.training.tasks.ddpm import DDPMTask
+    section = cfg["teacher"]
+    tensors, meta = dataset(variant, cfg["data"])
+    torch.manual_seed(cfg["seed"])
+    net = build_model(section["model"], meta["data_dim"])
+    task = DDPMTask(net, DiscreteSchedule.from_config(section["schedule"]), tensors["train"], section["train"])
+    c0 = time.process_time()
+    with tempfile.TemporaryDirectory() as d:
+        final = train(task, LoopConfig.from_config(section["train"]), seed=cfg["seed"], resume_dir=f"{d}/resume",
+                      fingerprint="bench", progress=False)
+        cpu = time.process_time() - c0
+        save_model(f"{d}/model.safetensors", final["net"], {
+            "name": "teacher_ddpm", "method": "ddpm", "model": section["model"], "schedule": section["schedule"],
+            "parameterization": "eps", "data_dim": meta["data_dim"], "dataset": meta["dataset"]})
+        denoiser, info = load_model(d)
+    counter = CountNFE(denoiser)
+    spec = parse_spec("ddpm-beta-s1000")
+    n, bs = NUM_SAMPLES, cfg["sampling"]["batch_size"]
+    with torch.no_grad():
+        chunks, _ = draw(make_sampler(spec, counter, cfg, info), [counter], range(0, n, bs), n, bs, (2,),
+                         cfg["seed"], torch.device("cpu"), lambda lo, hi: None)
+    x = torch.cat(chunks)
+    return {"variant": variant, "recipe": "teacher", "method": "ddpm-1000", "seed": cfg["seed"], "units": 1.0,
+            "data_scale": meta["scale"], "train_cpu_s": round(cpu, 1), "samples": x, **scores(x, tensors, meta, cfg)}
 
 
-def floor(variant: str, base: dict) -> dict:
+def floor(variant: str, cfg: dict) -> dict:
     """The metrics of a fresh draw of the true data of bank size (another config seed's evaluation set)."""
+    base = cfg["data"]
     tensors, meta = dataset(variant, base)
-    return scores(dataset(variant, base, seed=7)[0]["eval"][:NUM_SAMPLES], tensors, meta)
+    return scores(dataset(variant, base, seed=7)[0]["eval"][:NUM_SAMPLES], tensors, meta, cfg)
 
 
 def section_for(recipe: str, base: dict) -> dict:
-    return config.deep_merge(base, OFFICIAL) if recipe == "official" else copy.deepcopy(base)
+    if recipe == "official":
+        return config.deep_merge(base, OFFICIAL)
+    return config.deep_merge(base, CANDIDATES.get(recipe, {}))
+
+
+def overrides(pairs: list[str]) -> dict:
+    """``a.b=value`` pairs (values parsed as YAML) as a nested dict for ``config.deep_merge``."""
+    import yaml
+    out: dict = {}
+    for kv in pairs:
+        key, value = kv.split("=", 1)
+        *head, last = key.split(".")
+        node = out
+        for h in head:
+            node = node.setdefault(h, {})
+        node[last] = yaml.safe_load(value)
+    return out
+
+
+def r1_gamma(section: dict, meta: dict, units: float) -> float:
+    """The R1 weight of a run: ``train.r1_gamma``, or with the candidate key ``train.r1_width_ref`` (not a
+    key of the pipeline's config: measured here and not adopted) ``r1_gamma`` x (w / r1_width_ref)^2,
+    w = k x the data's local scale (``evaluation.features2d.local_scale``: the mode std), i.e. gamma
+    tied to the square of the width D must resolve (a D that separates modes of width w has gradients
+    ~ 1 / w, so (gamma / 2) E||grad D||^2 is then the same penalty at every width)."""
+    gamma, ref = section["train"]["r1_gamma"], section["train"].get("r1_width_ref")
+    if not ref:
+        return gamma
+    return gamma * (units * local_scale(meta["dataset"], meta["params"]) / ref) ** 2
+
+
+def chain_steps(method: str, section: dict) -> int:
+    """T of a DDGAN method: ``ddgan`` is the recipe's ``coverage_steps``, ``ddgan_t<T>`` the T ablation's
+    T (``ddgan.steps``); 1 for the one-shot baselines."""
+    if method == "ddgan":
+        return section["coverage_steps"]
+    return int(method.removeprefix("ddgan_t")) if method.startswith("ddgan_t") else 1
 
 
 def run_one(variant, recipe, method, seed, cfg) -> dict:
     section = section_for(recipe, cfg["ddgan"])
     tensors, meta = dataset(variant, cfg["data"])
     units = 1.0 if recipe == "fixed-units" else data_units(section, meta)
-    steps = section["coverage_steps"] if method == "ddgan" else 1
+    steps = chain_steps(method, section)
     torch.manual_seed(seed)
-    task, _ = build_task(method, steps, section, tensors["train"], meta["data_dim"], units)
+    r1 = r1_gamma(section, meta, units)
+    kind = "ddgan" if method.startswith("ddgan") else method
+    task, _ = build_task(kind, steps, config.deep_merge(section, {"train": {"r1_gamma": r1}}), tensors["train"],
+                         meta["data_dim"], units)
     c0 = time.process_time()
     with tempfile.TemporaryDirectory() as d:
         final = train(task, LoopConfig.from_config(section["train"]), seed=seed, resume_dir=d,
@@ -112,13 +194,14 @@ def run_one(variant, recipe, method, seed, cfg) -> dict:
     G.load_state_dict(final["G"])
     G.eval()
     g = torch.Generator().manual_seed(1234)
-    if method == "ddgan":
+    if method.startswith("ddgan"):
         den = Denoiser(G, DiscreteSchedule.from_config(ddgan_schedule(section, steps)), "x")
         x = sample_ddgan(den, torch.randn((NUM_SAMPLES, 2), generator=g), latent_dim=G.nz, generator=g, units=units)
     else:
         x = sample_gan(OneShot(G), NUM_SAMPLES, latent_dim=G.nz, generator=g, units=units)
-    return {"variant": variant, "recipe": recipe, "method": method, "seed": seed, "units": units,
-            "data_scale": meta["scale"], "train_cpu_s": round(cpu, 1), **scores(x, tensors, meta)}
+    return {"variant": variant, "recipe": recipe, "method": method, "seed": seed, "units": units, "r1_gamma": r1,
+            "set": CANDIDATES.get(recipe, {}),
+            "data_scale": meta["scale"], "train_cpu_s": round(cpu, 1), **scores(x, tensors, meta, cfg)}
 
 
 def cpu_model() -> str:
@@ -151,25 +234,36 @@ def passes(r) -> bool:
     return r["modes"] >= need and r["hq"] >= 0.80
 
 
+def fmt_fd(rows) -> str:
+    """The headline distance per seed, each ± its bootstrap 95 % half-width (as metrics.csv reports it)."""
+    if any(r.get("fd") is None for r in rows):
+        return "-"
+    return " / ".join(f"{r['fd']:.2g} ± {r['fd_ci']:.1g}" for r in rows)
+
+
 def summary(results: list[dict], floors: dict) -> str:
-    lines = ["| variant | recipe | method | units k | modes by seed | hq by seed | pass | fd_xy (mean ± sd) "
-             "| nll (mean ± sd) | train CPU s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | recipe | method | units k | modes by seed | hq by seed | pass | fd by seed (± 95 % bootstrap) "
+             "| fd (mean ± sd over seeds) | fd_xy (mean ± sd) | nll (mean ± sd) | train CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple, list] = {}
     for r in results:
         groups.setdefault((r["variant"], r["recipe"], r["method"]), []).append(r)
     for variant, fl in floors.items():
-        lines.append(f"| {variant} | floor (fresh draw) | data | - | {fl.get('modes', '-')} | "
-                     f"{fl['hq']:.3f} | - | {fl['fd_xy']:.2g} | {fl['nll']:.3f} | - |" if "hq" in fl else
-                     f"| {variant} | floor (fresh draw) | data | - | - | - | - | {fl['fd_xy']:.2g} | - | - |")
+        mix = bool(fl.get("num_modes"))
+        lines.append(f"| {variant} | floor (fresh draw) | data | - | {fl['modes'] if mix else '-'} | "
+                     f"{format(fl['hq'], '.3f') if mix else '-'} | - | {fmt_fd([fl])} | - | {fl['fd_xy']:.2g} | "
+                     f"{format(fl['nll'], '.3f') if mix else '-'} | - |")
         for (v, recipe, method), rs in groups.items():
             if v != variant:
                 continue
             rs = sorted(rs, key=lambda r: r["seed"])
-            mixture = "hq" in rs[0]
+            mixture = bool(rs[0].get("num_modes", "hq" in rs[0]))
             ok = f"{sum(passes(r) for r in rs)}/{len(rs)}" if mixture else "-"
+            has_fd = all(r.get("fd") is not None for r in rs)
             lines.append(f"| {variant} | {recipe} | {method} | {rs[0]['units']:.3g} | "
                          f"{fmt_seeds(rs, 'modes', 'd') if mixture else '-'} | "
-                         f"{fmt_seeds(rs, 'hq', '.2f') if mixture else '-'} | {ok} | "
+                         f"{fmt_seeds(rs, 'hq', '.2f') if mixture else '-'} | {ok} | {fmt_fd(rs)} | "
+                         f"{mean_std([r['fd'] for r in rs]) if has_fd else '-'} | "
                          f"{mean_std([r['fd_xy'] for r in rs])} | "
                          f"{mean_std([r['nll'] for r in rs]) if mixture else '-'} | "
                          f"{mean_std([r['train_cpu_s'] for r in rs])} |")
@@ -185,6 +279,8 @@ def pass_counts(results: list[dict]) -> str:
         rs = [r for r in results if (r["recipe"], r["method"]) == (recipe, method)]
         grid = [passes(r) for r in rs if r["variant"].startswith("grid")]
         ring = [passes(r) for r in rs if r["variant"].startswith("ring")]
+        if not grid and not ring:
+            continue
         lines.append(f"| {recipe} | {method} | {sum(grid)}/{len(grid)} | {sum(ring)}/{len(ring)} |")
     return "\n".join(lines)
 
@@ -196,7 +292,14 @@ def main():
     p.add_argument("--methods", nargs="+", default=["ddgan", "gan", "wgan_gp"])
     p.add_argument("--only", default="", help="run only variants whose name contains this")
     p.add_argument("--summary", action="store_true", help="print the tables of --out, train nothing")
+    p.add_argument("--recipe", default=None, help="run only this candidate recipe: the ddgan section with --set")
+    p.add_argument("--set", nargs="*", default=[], help="the candidate's overrides, e.g. train.lr_g=3e-3")
+    p.add_argument("--skip", default="", help="comma-separated variants (substrings) not to run")
+    p.add_argument("--recipes", default="", help="comma-separated recipes to run (default: all of the plan)")
+    p.add_argument("--teacher-only", action="store_true", help="only the swiss roll's DDPM teacher and its bank")
     a = p.parse_args()
+    if a.recipe:
+        CANDIDATES[a.recipe] = overrides(a.set)
     torch.set_num_threads(1)
     cfg = config.load(None)
     out = Path(a.out)
@@ -207,17 +310,33 @@ def main():
     print(f"CPU: {cpu_model()}; commit {commit()}; torch {torch.__version__}; 1 thread", flush=True)
     w0 = time.perf_counter()
     if not a.summary:
-        for row in plan(a.methods, a.seeds or cfg["ddgan"]["seeds"]):
-            if row in have or a.only not in row[0]:
+        rows = plan(a.methods, a.seeds or cfg["ddgan"]["seeds"])
+        if a.recipe:
+            rows = [(v, a.recipe, m, s) for v, r, m, s in rows if r == "recipe"]
+        skip = [x for x in a.skip.split(",") if x]
+        if a.teacher_only:
+            rows = []
+        for row in rows:
+            if row in have or a.only not in row[0] or any(x in row[0] for x in skip) or \
+                    (a.recipes and row[1] not in a.recipes.split(",")):
                 continue
             r = run_one(*row, cfg)
             print(json.dumps(r), flush=True)
             with out.open("a") as f:
                 f.write(json.dumps(r) + "\n")
             done.append(r)
+        wanted = a.teacher_only or (any(r[0] == "swissroll" for r in rows) and a.only in "swissroll"
+                                    and "swissroll" not in skip and not a.recipe and not a.recipes)
+        if wanted and not any(r["recipe"] == "teacher" for r in done):
+            r = teacher_bank("swissroll", cfg)
+            r.pop("samples")
+            print(json.dumps(r), flush=True)
+            with out.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            done.append(r)
     print(f"wall {time.perf_counter() - w0:.0f} s this call; "
           f"training CPU {sum(r['train_cpu_s'] for r in done):.0f} s over {len(done)} runs")
-    print(summary(done, {v: floor(v, cfg["data"]) for v in VARIANTS if any(r["variant"] == v for r in done)}))
+    print(summary(done, {v: floor(v, cfg) for v in VARIANTS if any(r["variant"] == v for r in done)}))
 
 
 if __name__ == "__main__":
