@@ -182,18 +182,21 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy
         return {k.split(":")[-1] for k in out} - {"code"}
     assert changed() == set()
     assert f"Stage '{target}' didn't change" in run_cmd(["dvc", "repro", target], cwd=repo_copy).stdout
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=2.5))
+    params = repo_copy / "pipelines/ci/params.yaml"   # the ci profile's resolved values, which DVC reads
+    generated = params.read_text()
+    edit_yaml(params, lambda c: c["evaluation"].update(hq_num_std=2.5))
     assert changed() == {name}
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["evaluation"].update(hq_num_std=3.0))
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=400))
+    params.write_text(generated)
+    edit_yaml(params, lambda c: c["sampling"].update(num_samples=400))
     assert changed() == {"sample@" + bank.replace("/", "-")}  # evaluate follows once the bank changes
-    edit_yaml(repo_copy / "params.yaml", lambda c: c["sampling"].update(num_samples=10000))
+    params.write_text(generated)
 
     # README's way to change a hyperparameter: `dvc exp run -S key=value` re-runs only what reads it
     run_cmd(["git", "add", "-A"], cwd=repo_copy)
     run_cmd(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], cwd=repo_copy)
     assert changed() == set()
-    exp = run_cmd(["dvc", "exp", "run", "-S", "evaluation.hq_num_std=2.0", target], cwd=repo_copy).stdout
+    exp = run_cmd(["dvc", "exp", "run", "-S", "pipelines/ci/params.yaml:evaluation.hq_num_std=2.0", target],
+                  cwd=repo_copy).stdout
     assert f"Running stage '{target}'" in exp and f"Running stage '{front}:sample" not in exp
     assert f"Running stage '{front}:train" not in exp
     after = json.loads((repo_copy / f"results/ci/metrics/{bank}.json").read_text())

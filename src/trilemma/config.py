@@ -231,7 +231,7 @@ def params_edit(profile: str | None, root: Path | str = ".") -> tuple[dict, dict
     values, recorded = yaml.safe_load(text), _DIGEST.search(text)
     if values == cfg or (recorded and recorded[1] == digest(values)):
         return cfg, None, source   # in sync, or only the sources changed since generation
-    if recorded and recorded[1] == digest(cfg):
+    if recorded is None or recorded[1] == digest(cfg):   # no digest: a tool rewrote it without comments
         return cfg, values, source
     raise ConfigError(f"{path} and {source} were both edited since `trilemma config --write` generated it: "
                       f"put the change into the profile's file, then run `trilemma config --write`")
