@@ -105,7 +105,7 @@ def project(cfg: dict, images: dict, methods: dict, sampling: dict) -> list[dict
     banks = defaultdict(lambda: {"jobs": 0, "forwards": 0, "seconds": 0.0, "rk45": False})
     batch = cfg["sampling"]["batch_size"]
     for job in dag.jobs(cfg):
-        if job.stage != "sample":
+        if job.stage != "sample" or job.argv[1] == "floor":   # the floor and ceilings: real images, no network
             continue
         model = Path(job.argv[job.argv.index("--model-dir") + 1]).name
         spec = job.argv[job.argv.index("--spec") + 1]

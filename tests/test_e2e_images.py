@@ -32,7 +32,13 @@ def test_image_outputs_and_metrics(built):
         assert (out / rel).stat().st_size > 0, rel
     assert "## DDIM inversion (DDIM Table 2 layout)" in (out / "report.md").read_text()   # issue 19 on images
     df = pd.read_csv(out / "metrics.csv")
-    assert len(df) == 11 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan", "cfg", "guided_pd", "cd"}
+    assert len(df) == 14 and set(df["method"]) == {"ddpm", "ddim", "pd", "ddgan", "cfg", "guided_pd", "cd",
+                                                   "data", "shuffled_pixels", "blurred_data"}
+    # the floor (held-out images) scores far below the shuffled-pixel ceiling, through the same metric
+    ref = df[df["model"] == "data"].set_index("method")
+    assert ref.loc["data", "fd"] < ref.loc["shuffled_pixels", "fd"] and ref.loc["data", "precision"] > 0.5
+    assert "Held-out real images (floor)" in (out / "tables/references.md").read_text()
+    assert df["class_min_share"].between(0, 1).all()      # the profile's classifier: every bank's class shares
     pd_rows = df[df["method"] == "pd"].set_index("model")
     assert pd_rows["nfe"].to_dict() == {"pd_s4": 4, "pd_s2": 2} and pd_rows["round"].to_dict() == {"pd_s4": 1, "pd_s2": 2}
     assert set(df[df["model"] == "teacher_pd"]["spec"]) == {"ddim-eta0-uniform-s2"}
@@ -61,7 +67,9 @@ def test_guidance_rows_and_table_on_images(built):
     assert g["model"].to_dict() == {"cfg-w1-s8": "teacher_cfg", "cfg-w1-s2": "teacher_cfg", "gpd-w1-s2": "guided_s2"}
     assert g["nfe"].to_dict() == {"cfg-w1-s8": 16, "cfg-w1-s2": 4, "gpd-w1-s2": 2}
     assert (g["w"] == 1.0).all() and g[["fd", "isc", "kid", "precision", "recall"]].notna().all().all()
-    assert g["class_consistency"].isna().all() and g["fd_to_teacher"].isna().all()   # 2-D profiles only
+    assert g["fd_to_teacher"].isna().all()   # 2-D profiles only
+    # the requested class under the profile's classifier (evaluation/classes.py)
+    assert g[["class_consistency", "class_confidence"]].apply(lambda c: c.between(0, 1)).all().all()
     table = (out / "tables/guidance.md").read_text()
     assert "CFG teacher at 8 steps, guided student at 2 steps" in table and "**FID, w × steps**" in table
     assert f"{g.loc['gpd-w1-s2', 'fd']:.4g}" in table

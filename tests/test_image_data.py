@@ -126,11 +126,12 @@ def test_image_profiles_validate_and_plan_their_jobs():
     # teacher at the grid steps, the other grid students and the stochastic sampler
     assert cifar["reference_stats"] == 1 and "feature_net" not in cifar
     # 3: DPM-Solver++ at 5/10/20 NFE; 3: consistency distillation at 1, 2 and 4 steps (issue 18)
-    assert cifar["sample"] == 36 + 3 + 9 + 9 + 4 + (5 + 5 + 3 * 3 + 3 * 2 + 3) + 3
+    # + 3: the floor (held-out test images) and the two ceilings (shuffled pixels, blur)
+    assert cifar["sample"] == 36 + 3 + 9 + 9 + 4 + (5 + 5 + 3 * 3 + 3 * 2 + 3) + 3 + 3
     assert cifar["guided_stage1"] == 1 and cifar["distill"] == 11 + 8 + 1 and cifar["guidance_table"] == 1
     fashion = stages("fashion")
     assert fashion["feature_net"] == 1 and fashion["reference_stats"] == 1
-    assert fashion["sample"] == 82 + 3 + 6 + 7 + 1 + (5 + 5 + 3 * 2 + 3 * 1 + 3) + 3   # 3: CD at 1, 2, 4 steps
+    assert fashion["sample"] == 82 + 3 + 6 + 7 + 1 + (5 + 5 + 3 * 2 + 3 * 1 + 3) + 3 + 3   # CD at 1, 2, 4 steps; floor, ceilings
     assert fashion["guided_stage1"] == 1 and fashion["distill"] == 6 + 4 + 1 and fashion["guidance_table"] == 1
     jobs = {j.name: j for j in dag.jobs(config.load("fashion", root=REPO))}
     ev = jobs["evaluate-teacher_ddpm-ddim-eta0-quadratic-s4"]

@@ -60,7 +60,7 @@ def run(args):
     if info.get("method") != "cfg_teacher":
         raise config.ConfigError(f"{args.teacher_dir}: stage one needs the CFG teacher, not {info.get('name')!r}")
     torch.manual_seed(cfg["seed"])
-    student, model = w_student(teacher, info, s1["w_emb_dim"])
+    student, model = w_student(teacher, info, s1.get("w_emb_dim"))   # 2-D profiles only (the U-Net: w_cond)
     mod.place(student.net, student=True)
     mod.place(teacher.net)
     task = mod.batches(GuidedStudentTask(student, guided_teacher(teacher, info), tensors["train"],
