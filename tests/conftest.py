@@ -44,9 +44,13 @@ TIMING_FIELDS = frozenset({"time_per_100_s", "timing", "device", "train_wall_s",
 
 
 def copy_repo(dst: Path) -> Path:
-    """Copy the repository's tracked and untracked-not-ignored files (no .venv, no results) to ``dst``."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                           check=True, capture_output=True, text=True).stdout.split()
+    """Copy the repository's tracked and untracked-not-ignored files (no .venv, no results) to ``dst``.
+    Untracked files under ``results/`` stay behind: a profile run in the checkout (``make run
+    PROFILE=ci_images``) would otherwise make the copy's Snakemake find its outputs built."""
+    def listed(*flags):
+        return subprocess.run(["git", "ls-files", *flags], cwd=REPO, check=True, capture_output=True,
+                              text=True).stdout.split()
+    files = listed("--cached") + [f for f in listed("--others", "--exclude-standard") if not f.startswith("results/")]
     for f in files:
         src = REPO / f
         if src.is_file():
