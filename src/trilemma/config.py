@@ -196,6 +196,11 @@ def _model_in(annotation: Any, data: Any) -> Any:
 def validate(cfg: Mapping[str, Any], source: str = PARAMS_FILE) -> dict:
     """Validate against the models (types, closed sections, cross-key rules); raise one ConfigError
     listing every problem.  Returns ``cfg`` with its keys in the models' order."""
+    return models.key_order_like(dict(cfg), typed(cfg, source))
+
+
+def typed(cfg: Mapping[str, Any], source: str = PARAMS_FILE) -> models.Config:
+    """``cfg`` as the typed model (:func:`validate`'s errors), whose sections the stages read."""
     try:
         model = models.Config.model_validate(dict(cfg))
     except ValidationError as exc:
@@ -205,7 +210,7 @@ def validate(cfg: Mapping[str, Any], source: str = PARAMS_FILE) -> dict:
                 if line not in problems:
                     problems.append(line)
         raise ConfigError(f"invalid configuration ({source}):\n  - " + "\n  - ".join(problems)) from None
-    return models.key_order_like(dict(cfg), model)
+    return model
 
 
 def digest(cfg: Mapping[str, Any]) -> str:
@@ -239,11 +244,18 @@ def params_edit(profile: str | None, root: Path | str = ".") -> tuple[dict, dict
 
 def load(profile: str | None = None, root: Path | str = ".") -> dict:
     """Compose, merge and validate the configuration of ``profile`` (default: ``toy``); where its
-    params file was edited after generation (``dvc exp run -S``), its values (:func:`params_edit`)."""
+    params file was edited after generation (``dvc exp run -S``), its values (:func:`params_edit`).
+    The plain resolved dict: what the DAG, Snakemake's params and DVC read."""
+    return load_typed(profile, root).plain()
+
+
+def load_typed(profile: str | None = None, root: Path | str = ".") -> models.Config:
+    """:func:`load` as the typed model: what every stage reads, a section at a time
+    (``cfg.teacher.train.lr``; ``section.plain()`` for a fingerprint or a model.json)."""
     cfg, edited, source = params_edit(profile, root)
     if edited is not None:
-        return validate(edited, source=f"{params_file(profile)}, edited after generation from {source}")
-    return validate(cfg, source=source)
+        return typed(edited, source=f"{params_file(profile)}, edited after generation from {source}")
+    return typed(cfg, source=source)
 
 
 def render(cfg: Mapping[str, Any], source: str) -> str:

@@ -81,6 +81,7 @@ class Images(_Modality):
                f"P {row['precision']:.3f}, R {row['recall']:.3f} [{row['feature_space']}]"
 
 
-def of(cfg: Mapping[str, Any]) -> Points | Images:
-    """The modality of a profile, from its dataset's catalogue entry."""
-    return Images() if is_image_dataset(cfg["data"]["name"]) else Points()
+def of(cfg) -> Points | Images:
+    """The modality of a profile (its typed config), from its dataset's catalogue entry."""
+    name = cfg["data"]["name"] if isinstance(cfg, Mapping) else cfg.data.name   # TODO(issue 17): typed only
+    return Images() if is_image_dataset(name) else Points()

@@ -28,6 +28,13 @@ class Section(BaseModel):
     """A config section: unknown keys are an error, and values keep their YAML types (strict)."""
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    def plain(self) -> dict:
+        """The values the profile states, as plain data (``model_dump(exclude_unset=True)``): equal, key
+        order included, to this section of the resolved dict (tests/test_profiles.py).  What a
+        fingerprint hashes, a model.json records and the DAG (Snakemake params) reads; an unset
+        optional field is left out, so a model default never changes a job's params."""
+        return self.model_dump(exclude_unset=True)
+
     @model_validator(mode="after")
     def _unique_lists(self):
         for name in type(self).model_fields:

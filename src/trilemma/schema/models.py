@@ -128,7 +128,7 @@ class Train(Section):
     grad_clip: Optional[PosFloat] = D("gradient-norm clip (null: none)")
     checkpoint_every: PosInt = D("optimizer steps between resume checkpoints")
     log_every: PosInt = D("optimizer steps between log lines")
-    hflip: Optional[bool] = D("image profiles: random horizontal flips of the batches", None)
+    hflip: bool = D("image profiles: random horizontal flips of the batches (default false)", False)
 
 
 class LinearSchedule(Section):
@@ -179,7 +179,7 @@ class Rounds(Section):
     grad_clip: Optional[PosFloat] = D("gradient-norm clip (null: none)")
     checkpoint_every: PosInt = D("updates between resume checkpoints")
     log_every: PosInt = D("updates between log lines")
-    hflip: Optional[bool] = D("image profiles: random horizontal flips of the rounds' batches", None)
+    hflip: bool = D("image profiles: random horizontal flips of the rounds' batches (default false)", False)
 
     @model_validator(mode="after")
     def _defaults(self):
@@ -250,7 +250,7 @@ class ConsistencyTrain(Section):
     grad_clip: Optional[PosFloat] = D("gradient-norm clip (null: none)")
     checkpoint_every: PosInt = D("updates between resume checkpoints")
     log_every: PosInt = D("updates between log lines")
-    hflip: Optional[bool] = D("image profiles: random horizontal flips of the batches", None)
+    hflip: bool = D("image profiles: random horizontal flips of the batches (default false)", False)
 
 
 class Consistency(Section):
@@ -334,8 +334,8 @@ class GanModel(Section):
     nz: PosInt = D("latent z dimension")
     emb_dim: EvenDim = D("time-embedding width")
     d_fourier: NonNegInt = D("octaves of the Fourier input encoding of every discriminator (0: plain input)")
-    g_fourier: Optional[NonNegInt] = D("octaves of the Fourier encoding of the DDGAN generator's input [x_t, z] "
-                                       "(0 or absent: plain input; the baselines' G: plain z)", None)
+    g_fourier: NonNegInt = D("octaves of the Fourier encoding of the DDGAN generator's input [x_t, z] "
+                             "(0 or absent: plain input; the baselines' G: plain z)", 0)
     scale_ref: Optional[PosFloat] = D("2-D data: the spread (sqrt tr Cov) the recipe's units refer to; the "
                                       "data are scaled by scale_ref / their spread", None)
 
@@ -356,7 +356,7 @@ class GanTrain(Section):
     min_lr_ratio: Share = D("final LR as a fraction of the peak")
     checkpoint_every: PosInt = D("steps between resume checkpoints")
     log_every: PosInt = D("steps between log lines")
-    hflip: Optional[bool] = D("image profiles: random horizontal flips (official code)", None)
+    hflip: bool = D("image profiles: random horizontal flips (official code) (default false)", False)
 
 
 class WganGp(Section):
@@ -441,7 +441,7 @@ class GuidedRounds(Section):
     grad_clip: Optional[PosFloat] = D("gradient-norm clip (null: none)")
     checkpoint_every: PosInt = D("updates between resume checkpoints")
     log_every: PosInt = D("updates between log lines")
-    hflip: Optional[bool] = D("image profiles: random horizontal flips of the batches", None)
+    hflip: bool = D("image profiles: random horizontal flips of the batches (default false)", False)
 
     @model_validator(mode="after")
     def _defaults(self):
@@ -588,6 +588,10 @@ class Config(Section):
     def is_image(self) -> bool:
         return self.data.name in IMAGE_DATASETS
 
+    def resource(self, rule: str) -> Resource:
+        """A rule's cluster requests: ``resources.<rule>``, else ``resources.default`` (dag.resources)."""
+        return self.resources.get(rule, self.resources["default"])
+
     def _problems(self) -> list[str]:
         cfg = self.model_dump(exclude_unset=True)
         problems = []
@@ -632,7 +636,7 @@ class Config(Section):
                             f"{self.data.name!r} (images need 'unet', points 'mlp')")
             return problems
         ev = self.evaluation.images
-        needed = {"data.image": self.data.image, "evaluation.images": ev, "distill.rounds.hflip": self.distill.rounds.hflip,
+        needed = {"data.image": self.data.image, "evaluation.images": ev, "distill.rounds.hflip": self.distill.rounds.hflip if "hflip" in self.distill.rounds.model_fields_set else None,
                   "ddgan.image_model": self.ddgan.image_model}
         if ev is not None and ev.extractor == "feature_net":
             needed["feature_net"] = self.feature_net
@@ -651,7 +655,7 @@ class Config(Section):
             if g.teacher.model.kind != "unet":
                 problems.append("guidance.teacher.model: image profiles need {kind: unet, unet: {preset: ...}} "
                                 "(see config/profiles/fashion.yaml), or guidance.enabled: false")
-            if g.rounds.hflip is None:
+            if "hflip" not in g.rounds.model_fields_set:
                 problems.append("guidance.rounds.hflip: missing (image profiles need it; see config/profiles/fashion.yaml)")
             if g.eval.classifier_scales:
                 problems.append("guidance.eval.classifier_scales: classifier guidance is not built for image profiles; "
