@@ -25,6 +25,7 @@ from trilemma.diffusion.denoiser import Denoiser
 from trilemma.evaluation.features2d import toy_features
 from trilemma.evaluation.panel import point_panel
 from trilemma.sampling import registry
+from trilemma.schema.models import Evaluation, Sampling
 from trilemma.stages.consistency import loop_config
 from trilemma.training.loop import train
 from trilemma.training.tasks.consistency import ConsistencyDistillTask
@@ -47,8 +48,8 @@ def main():
     root = Path("results") / cfg["profile"]
     teacher, info = load_model(root / "models" / "teacher_pd")
     data, dmeta = load_tensors(next((root / "data").glob("*.safetensors")))
-    ev = cfg["evaluation"]
-    features = toy_features(ev["features"], dmeta["dataset"], dmeta["params"])
+    ev = Evaluation.model_validate(cfg["evaluation"])
+    features = toy_features(ev.features, dmeta["dataset"], dmeta["params"])
     base = cfg["consistency"]
     n = cfg["distill"]["eval"]["num_samples"]
     rows = []
@@ -76,7 +77,7 @@ def main():
                 student = Denoiser(net.eval(), teacher.schedule, teacher.parameterization)
                 for steps in cfg["sampling"]["cd"]["steps"]:
                     spec = registry.parse(registry.spec_id("cd", steps=steps))
-                    run = registry.build(spec, student, cfg, {"method": "cd", "name": "cd", "t_min": cd["t_min"]})
+                    run = registry.build(spec, student, Sampling.model_validate(cfg["sampling"]), {"method": "cd", "name": "cd", "t_min": cd["t_min"]})
                     g = torch.Generator().manual_seed(cfg["seed"])
                     x = run(torch.randn(n, 2, generator=g), generator=g)
                     m = point_panel(x, data["eval"], features=features, means=data["mode_means"],
@@ -89,7 +90,8 @@ def main():
                           f"hq {r['hq']:.3f}, loss {r['final_loss']:.3g}, train {r['train_wall_s']:.1f} s", flush=True)
                 for tau in args.tau_scan or []:
                     for taus in ([tau], [tau, 2 * tau / 3, tau / 3]):
-                        scan = {**cfg, "sampling": {**cfg["sampling"], "cd": {"tau": {f"s{len(taus) + 1}": taus}}}}
+                        scan = Sampling.model_validate({**cfg["sampling"], "cd": {**cfg["sampling"]["cd"],
+                                                                              "tau": {f"s{len(taus) + 1}": taus}}})
                         spec = registry.parse(registry.spec_id("cd", steps=len(taus) + 1))
                         run = registry.build(spec, student, scan, {"method": "cd", "name": "cd", "t_min": cd["t_min"]})
                         g = torch.Generator().manual_seed(cfg["seed"] + 1)

@@ -41,9 +41,8 @@ def setup(args):
     from trilemma.artifacts import load_model
     from trilemma.sampling import registry
     den, info = load_model(args.model_dir)
-    cfg = config.load("toy")
     spec = registry.parse(args.spec)   # the whole chain, stopped after --steps steps by the callback
-    run = registry.build(spec, den.eval(), cfg, info, None)
+    run = registry.build(spec, den.eval(), config.load_typed("toy").sampling, info, None)
     x = torch.randn(args.batch, 2, generator=torch.Generator().manual_seed(0))
 
     class Stop(Exception):

@@ -49,6 +49,7 @@ from trilemma.evaluation.panel import point_panel
 from trilemma.models.gan import OneShot
 from trilemma.sampling.ddgan import sample_ddgan
 from trilemma.sampling.gan import sample_gan
+from trilemma.schema.models import Data, Evaluation, Sampling
 from trilemma.stages.train_gan import build_task, data_units, ddgan_schedule
 from trilemma.training.loop import LoopConfig, train
 
@@ -77,15 +78,15 @@ def dataset(variant: str, base: dict, seed: int = 0):
     name, params = VARIANTS[variant]
     data_cfg = copy.deepcopy(base)
     data_cfg["name"], data_cfg[name] = name, params
-    return generate(data_cfg, seed)
+    return generate(Data.model_validate(data_cfg), seed)
 
 
 def scores(x: torch.Tensor, tensors: dict, meta: dict, cfg: dict) -> dict:
     """The pipeline's metric panel of one bank (``evaluation.panel.point_panel``, as ``trilemma evaluate``
     computes it): the headline ``fd`` in random Fourier features at the data's local scale with its
     bootstrap 95 % half-width ``fd_ci``, ``fd_xy``, and on mixtures modes, hq and the mixture NLL."""
-    ev = cfg["evaluation"]
-    features = toy_features(ev["features"], meta["dataset"], meta["params"])
+    ev = Evaluation.model_validate(cfg["evaluation"])
+    features = toy_features(ev.features, meta["dataset"], meta["params"])
     row = point_panel(x, tensors["eval"], features=features, means=tensors["mode_means"],
                       mode_labels=tensors["mode_labels"], std=meta.get("std"), ev=ev, seed=cfg["seed"])
     keep = ["fd", "fd_ci", "fd_xy", "precision", "recall", "num_modes"]
@@ -121,7 +122,7 @@ def teacher_bank(variant: str, cfg: dict) -> dict:
     spec = parse_spec("ddpm-beta-s1000")
     n, bs = NUM_SAMPLES, cfg["sampling"]["batch_size"]
     with torch.no_grad():
-        chunks, _ = draw(make_sampler(spec, counter, cfg, info), [counter], range(0, n, bs), n, bs, (2,),
+        chunks, _ = draw(make_sampler(spec, counter, Sampling.model_validate(cfg["sampling"]), info), [counter], range(0, n, bs), n, bs, (2,),
                          cfg["seed"], torch.device("cpu"), lambda lo, hi: None)
     x = torch.cat(chunks)
     return {"variant": variant, "recipe": "teacher", "method": "ddpm-1000", "seed": cfg["seed"], "units": 1.0,

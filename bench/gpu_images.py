@@ -32,6 +32,7 @@ from trilemma.modality import Images
 from trilemma.models.classifier import build_classifier
 from trilemma.models.unet import build_unet
 from trilemma.sampling.ddim import sample_ddim
+from trilemma.schema.models import Data, Evaluation, ImageData, ImageEvaluation
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.classifier import ClassifierTask, accuracy
 from trilemma.training.tasks.ddpm import DDPMTask
@@ -110,9 +111,9 @@ def fashion(device, data, *, teacher_seconds: float, num_samples: int, tmp: Path
     train_s = time.perf_counter() - t0
     net.load_state_dict(final["net"])
     den = Denoiser(net.eval(), sched, "eps")
-    spec = ev_images.extractor_spec({"extractor": "feature_net"}, tmp / "fn")
+    spec = ev_images.extractor_spec(ImageEvaluation.model_construct(extractor="feature_net"), tmp / "fn")
     ref = ev_images.reference_tensors(ev_images.extract(spec, x, 1000, device), spec, 10000, seed=0)
-    evi = {"isc_splits": 10, "kid_subsets": 50, "kid_subset_size": min(1000, num_samples)}
+    evi = ImageEvaluation.model_construct(isc_splits=10, kid_subsets=50, kid_subset_size=min(1000, num_samples))
     out = {"feature_net_test_accuracy": acc, "teacher_train_samples": samples, "teacher_train_s": train_s,
            "teacher_images_per_s": samples / train_s, "ddim": {}}
     for steps in (4, 16, 64):
@@ -125,7 +126,7 @@ def fashion(device, data, *, teacher_seconds: float, num_samples: int, tmp: Path
         sync(device)
         samp_s = time.perf_counter() - t0
         feats = ev_images.extract(spec, torch.cat(banks), 1000, device)
-        m = ev_images.image_metrics(feats, ref, spec, {"prc_neighborhood": 3, "max_prc_samples": 10000}, evi, 0)
+        m = ev_images.image_metrics(feats, ref, spec, Evaluation.model_construct(prc_neighborhood=3, max_prc_samples=10000), evi, 0)
         out["ddim"][steps] = {**{k: m[k] for k in ("fd", "isc", "kid", "precision", "recall")}, "sample_s": samp_s}
         print(f"DDIM {steps} steps: FID {m['fd']:.3f} (feature_net), IS {m['isc']:.2f}, "
               f"P {m['precision']:.3f}, R {m['recall']:.3f}, {samp_s:.1f} s", flush=True)
@@ -150,7 +151,7 @@ def main():
     splits = fashion_mnist.load(args.fashion_dir)
     n_train, n_eval = (2000, 500) if args.smoke else (60000, 10000)
     data, _ = build_dataset("fashion_mnist", splits["train"], splits["test"],
-                            {"num_train": n_train, "num_eval": n_eval, "image": {"crop": None}}, {})
+                            Data.model_construct(num_train=n_train, num_eval=n_eval, image=ImageData(crop=None)), {})
     with tempfile.TemporaryDirectory() as tmp:
         result["fashion"] = fashion(device, data, teacher_seconds=60 * args.teacher_minutes,
                                     num_samples=32 if args.smoke else args.num_samples, tmp=Path(tmp),

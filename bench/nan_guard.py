@@ -91,7 +91,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = config.load(args.profile)
-    tensors, _ = generate(cfg["data"], seed=0)
+    tensors, _ = generate(config.load_typed(args.profile).data, seed=0)
     variants = {"guarded": loop, "unguarded": unguarded_loop()}
     run(loop, cfg, tensors["train"], 20)   # warm-up
     times = {name: [] for name in variants}

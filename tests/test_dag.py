@@ -105,7 +105,7 @@ def test_dvc_metrics_and_plots_diff_between_two_commits(repo_copy):
         rows[0]["fd"] = fd
         df = pd.DataFrame(rows)
         df.to_csv(out / "metrics.csv", index=False)
-        (out / "headline.json").write_text(json.dumps(collect.headline(cfg, df)))
+        (out / "headline.json").write_text(json.dumps(collect.headline(cfg["report"]["fast_sampling"], df)))
         run_cmd(["git", "add", "-A"], cwd=repo_copy)
         run_cmd([*git, "commit", "-qm", f"fd {fd}"], cwd=repo_copy)
     bank = cfg["report"]["fast_sampling"][0]

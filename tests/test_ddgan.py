@@ -300,9 +300,10 @@ def test_data_scale_is_the_spread_equivariant_and_recorded_in_the_artifact():
     and std doubled, the same draws) has twice the spread bit for bit, so the DDGAN path's units see
     the same training set; x3 to float error."""
     from trilemma.data.toy2d import data_scale, generate
+    from trilemma.schema.models import Data
     from trilemma.stages.train_gan import data_units
-    a, meta = generate(grid(1.0, 0.05), seed=0)
-    b, meta2 = generate(grid(2.0, 0.1), seed=0)
+    a, meta = generate(Data.model_validate(grid(1.0, 0.05)), seed=0)
+    b, meta2 = generate(Data.model_validate(grid(2.0, 0.1)), seed=0)
     assert torch.equal(b["train"], 2 * a["train"])
     assert meta["scale"] == data_scale(a["train"]) and meta2["scale"] == 2 * meta["scale"]
     x = a["train"].double()
@@ -325,7 +326,7 @@ def test_default_toy_is_in_units_one_and_scale_ref_is_a_declared_gan_param():
     from trilemma.data.toy2d import generate
     from trilemma.stages.train_gan import data_units
     cfg = config.load(root=REPO)
-    _, meta = generate(cfg["data"], cfg["seed"])
+    _, meta = generate(config.load_typed(root=REPO).data, cfg["seed"])
     assert data_units(cfg["ddgan"], meta) == 1.0
     readers = {j.name for j in dag.jobs(cfg) if "ddgan.model" in j.params}
     gan_trains = {j.name for j in dag.gan_train_jobs(cfg, "data")}

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from trilemma.data import toy2d
+from trilemma.schema.models import Data
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.oracle import GaussianMixture, OracleDenoiser
 from trilemma.diffusion.schedules import DiscreteSchedule, linear_betas
@@ -21,7 +22,7 @@ DDPM = DiscreteSchedule(linear_betas(1e-4, 0.02, 1000))
 
 def oracle():
     data_cfg = {"name": "gauss25", "num_train": 10, "num_eval": 10, "gauss25": {"spacing": 1.0, "std": 0.05}}
-    return OracleDenoiser(GaussianMixture.from_data(*toy2d.generate(data_cfg, 0)), DDPM)
+    return OracleDenoiser(GaussianMixture.from_data(*toy2d.generate(Data.model_validate(data_cfg), 0)), DDPM)
 
 
 class SmallNet(torch.nn.Module):

@@ -294,7 +294,7 @@ def test_guidance_table_checks_the_targets():
         rows.append(dict(method="guided_pd", steps=4, w=w, class_consistency=cc - 0.01, precision=p, recall=r,
                          fd_to_teacher=0.05, stochastic=False))
     df = pd.DataFrame(rows).assign(nfe=1, fd=0.1, hq=0.9, stochastic=lambda d: d["stochastic"].fillna(False))
-    g = config.load(root=REPO)["guidance"]
+    g = config.load_typed(root=REPO).guidance
     text = "\n".join(__import__("trilemma.reporting.guidance", fromlist=["x"]).claims(df, g))
     assert "consistency yes, precision yes, recall falling yes" in text
     assert text.count("(×6.0 closer)") == 3 and "NOT met" not in text

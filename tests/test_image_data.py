@@ -15,6 +15,7 @@ import yaml
 from conftest import REPO, run_cmd
 from trilemma.data import cifar10, fashion_mnist
 from trilemma.data.images import DataSourceError, build_dataset, center_crop, to_float, to_uint8
+from trilemma.schema.models import Cifar10, Data, FashionMnist, ImageData
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -93,7 +94,8 @@ def test_scaling_quantisation_and_crop():
     assert to_uint8(torch.tensor([-3.0, 3.0, 0.0])).tolist() == [0, 255, 128]
     assert torch.equal(center_crop(x, 8), x[..., 4:12, 4:12])
     train, test = (x.repeat(5, 1, 1, 1), torch.arange(5)), (x.repeat(3, 1, 1, 1), torch.arange(3))
-    tensors, meta = build_dataset("fashion_mnist", train, test, {"num_train": 4, "num_eval": 9, "image": {"crop": 8}}, {})
+    tensors, meta = build_dataset("fashion_mnist", train, test, Data.model_construct(
+        num_train=4, num_eval=9, image=ImageData(crop=8)), {})
     assert tensors["train"].shape == (4, 1, 8, 8) and tensors["eval"].shape == (3, 1, 8, 8)
     assert meta["data_dim"] == [1, 8, 8] and meta["num_classes"] == 10
 
@@ -247,6 +249,14 @@ def _fake_fashion(directory, rng):
     return {name: hashlib.md5(gzip.decompress((directory / f"{name}.gz").read_bytes())).hexdigest() for name in arrays}
 
 
+def _fashion(src: dict):
+    return fashion_mnist.load_source(FashionMnist.model_validate(src))
+
+
+def _cifar10(src: dict):
+    return cifar10.load_source(Cifar10.model_validate(src))
+
+
 def test_fashion_mnist_downloads_what_the_source_dir_lacks(tmp_path, monkeypatch, file_urls):
     """source_dir empty + download: the four .gz files come from the mirror (a file:// URL here) into
     download_dir, with their decompressed md5s verified; without download nothing is fetched; a
@@ -255,34 +265,34 @@ def test_fashion_mnist_downloads_what_the_source_dir_lacks(tmp_path, monkeypatch
     monkeypatch.setattr(fashion_mnist, "FILES", _fake_fashion(mirror, np.random.default_rng(1)))
     src = {"source_dir": str(tmp_path / "empty"), "download": True, "download_dir": str(tmp_path / "dl"),
            "mirror": mirror.as_uri()}
-    out = fashion_mnist.load_source(src)
+    out = _fashion(src)
     assert out["train"][0].shape == (6, 1, 28, 28) and out["test"][1].tolist() == [0, 1, 2]
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(f"{n}.gz" for n in fashion_mnist.FILES)
     with pytest.raises(DataSourceError, match="not found; install Debian"):
-        fashion_mnist.load_source({**src, "download": False})
+        _fashion({**src, "download": False})
     with pytest.raises(DataSourceError, match=r"could not download file://.*nowhere/train-images-idx3-ubyte.gz"):
-        fashion_mnist.load_source({**src, "download_dir": str(tmp_path / "dl2"), "mirror": (tmp_path / "nowhere").as_uri()})
+        _fashion({**src, "download_dir": str(tmp_path / "dl2"), "mirror": (tmp_path / "nowhere").as_uri()})
     assert not list((tmp_path / "dl2").glob("*.part"))          # nothing half-written is left
     foreign = tmp_path / "foreign"
     _fake_fashion(foreign, np.random.default_rng(2))
     with pytest.raises(DataSourceError, match="decompressed md5"):
-        fashion_mnist.load_source({**src, "download_dir": str(tmp_path / "dl3"), "mirror": foreign.as_uri()})
+        _fashion({**src, "download_dir": str(tmp_path / "dl3"), "mirror": foreign.as_uri()})
     assert list((tmp_path / "dl3").iterdir()) == []            # refused files are not kept for the next run
     (tmp_path / "dl" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08")   # a truncated .gz
     with pytest.raises(DataSourceError, match="t10k-labels-idx1-ubyte.gz: cannot read it"):
-        fashion_mnist.load_source(src)
+        _fashion(src)
 
 
 def test_cifar10_archive_is_downloaded_when_missing_and_md5_checked(tmp_path, file_urls):
     tiny = REPO / "tests" / "data" / "tiny-cifar-10-python.tar.gz"
     md5 = cifar10.md5sum(tiny)
     src = {"archive": str(tmp_path / "ext" / "cifar-10-python.tar.gz"), "md5": md5, "download": True, "url": tiny.as_uri()}
-    out = cifar10.load_source(src)
+    out = _cifar10(src)
     assert torch.equal(out["train"][0], cifar10.load(tiny, md5)["train"][0])
     assert cifar10.md5sum(tmp_path / "ext" / "cifar-10-python.tar.gz") == md5
     bad = {**src, "archive": str(tmp_path / "ext2" / "c.tar.gz"), "md5": "0" * 32}
     with pytest.raises(DataSourceError, match=r"could not download file://.*File not found or corrupted"):
-        cifar10.load_source(bad)
+        _cifar10(bad)
     assert not (tmp_path / "ext2" / "c.tar.gz").exists() and not list((tmp_path / "ext2").glob("*.part"))
     with pytest.raises(DataSourceError, match="not found; put the official archive"):
-        cifar10.load_source({**bad, "download": False})
+        _cifar10({**bad, "download": False})

@@ -7,9 +7,12 @@ import torch
 from trilemma.artifacts import ArtifactError, save_model
 from trilemma.evaluation import images as ev_images
 from trilemma.models.classifier import build_classifier
+from trilemma.schema.models import Evaluation, ImageEvaluation
 
-EVI = {"extractor": "feature_net", "isc_splits": 2, "kid_subsets": 5, "kid_subset_size": 50}
-EV = {"prc_neighborhood": 3, "max_prc_samples": 1000}
+EVI = ImageEvaluation.model_validate({"extractor": "feature_net", "reference": "train", "batch_size": 64,
+                                     "isc_splits": 2, "kid_subsets": 5, "kid_subset_size": 50})
+EV = Evaluation.model_validate({"hq_num_std": 3.0, "mode_min_share": 0.1, "prc_neighborhood": 3,
+                                "max_prc_samples": 1000, "bootstrap": 2})
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +71,14 @@ def random_inception(tmp_path_factory):
 
 def test_inception_weights_are_checked_then_load_and_run(random_inception):
     sha = ev_images.sha256sum(random_inception)
-    cfg = {"extractor": "inception", "inception": {"weights": str(random_inception), "sha256": sha}}
-    spec = ev_images.extractor_spec(cfg)
+    cfg = {**EVI.plain(), "extractor": "inception", "inception": {"weights": str(random_inception), "sha256": sha}}
+    spec = ev_images.extractor_spec(ImageEvaluation.model_validate(cfg))
     x = (torch.rand(3, 3, 32, 32) * 255).to(torch.uint8)
     feats = ev_images.extract(spec, x, 3, torch.device("cpu"))
     assert feats["2048"].shape == (3, 2048) and feats["logits_unbiased"].shape == (3, 1008)
     with pytest.raises(ArtifactError, match=f"sha256 {sha} != configured 0000"):
-        ev_images.extractor_spec({**cfg, "inception": {"weights": str(random_inception), "sha256": "0" * 64}})
+        ev_images.extractor_spec(ImageEvaluation.model_validate(
+            {**cfg, "inception": {"weights": str(random_inception), "sha256": "0" * 64}}))
     with pytest.raises(ArtifactError, match="Inception weights not found at .*nothing is downloaded"):
-        ev_images.extractor_spec({**cfg, "inception": {"weights": "/nonexistent/w.pth", "sha256": sha}})
+        ev_images.extractor_spec(ImageEvaluation.model_validate(
+            {**cfg, "inception": {"weights": "/nonexistent/w.pth", "sha256": sha}}))

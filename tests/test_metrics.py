@@ -8,6 +8,7 @@ from scipy import linalg
 from trilemma.data.toy2d import generate, mode_means
 from trilemma.evaluation.fidelity import frechet_distance, precision_recall
 from trilemma.evaluation.toy import mode_metrics
+from trilemma.schema.models import Data
 
 
 def gauss(n, mean, cov, seed):
@@ -58,13 +59,13 @@ def test_mode_metrics():
 
 def test_generated_data_is_deterministic_and_labelled_by_row():
     cfg = {"name": "gauss25", "num_train": 1000, "num_eval": 500, "gauss25": {"spacing": 1.0, "std": 0.05}}
-    a, meta = generate(cfg, seed=3)
-    b, _ = generate(cfg, seed=3)
+    a, meta = generate(Data.model_validate(cfg), seed=3)
+    b, _ = generate(Data.model_validate(cfg), seed=3)
     assert torch.equal(a["train"], b["train"]) and not torch.equal(a["train"][:500], a["eval"])
     rows = torch.round(a["train"][:, 1] + 2).long()
     assert torch.equal(rows, a["train_labels"])
     assert mode_metrics(a["eval"], a["mode_means"], 0.05)["modes"] == 25
-    ring, _ = generate({**cfg, "name": "ring8", "ring8": {"radius": 2.0, "std": 0.05}}, seed=0)
+    ring, _ = generate(Data.model_validate({**cfg, "name": "ring8", "ring8": {"radius": 2.0, "std": 0.05}}), seed=0)
     assert mode_metrics(ring["eval"], ring["mode_means"], 0.05)["modes"] == 8
-    roll, _ = generate({**cfg, "name": "swissroll", "swissroll": {"noise": 0.05, "scale": 0.2}}, seed=0)
+    roll, _ = generate(Data.model_validate({**cfg, "name": "swissroll", "swissroll": {"noise": 0.05, "scale": 0.2}}), seed=0)
     assert roll["mode_means"].shape == (0, 2) and roll["train"].shape == (1000, 2)

@@ -9,6 +9,7 @@ import torch
 
 from trilemma.stages.sample import load_denoiser
 from trilemma.data import toy2d
+from trilemma.schema.models import Data
 from trilemma.diffusion.continuous import CosineLogSNRSchedule, uniform_grid
 from trilemma.diffusion.oracle import ExactClassifier, GaussianMixture, OracleDenoiser, save_oracle
 from trilemma.diffusion.schedules import DiscreteSchedule, linear_betas
@@ -25,7 +26,7 @@ COSINE = CosineLogSNRSchedule()
 def toy(name: str = "gauss25") -> GaussianMixture:
     data_cfg = {"name": name, "num_train": 10, "num_eval": 10, "gauss25": {"spacing": 1.0, "std": 0.05},
                 "ring8": {"radius": 2.0, "std": 0.05}, "swissroll": {"noise": 0.05, "scale": 0.2}}
-    return GaussianMixture.from_data(*toy2d.generate(data_cfg, 0))
+    return GaussianMixture.from_data(*toy2d.generate(Data.model_validate(data_cfg), 0))
 
 
 def forward_diffused(mix: GaussianMixture, schedule, t: float, n: int, seed: int):

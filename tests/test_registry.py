@@ -21,7 +21,17 @@ LINEAR = {"name": "linear", "beta_start": 1e-4, "beta_end": 0.02, "num_steps": 1
 COSINE = {"name": "cosine_logsnr", "logsnr_min": -20.0, "logsnr_max": 20.0}
 MLP = {"kind": "mlp", "hidden": 16, "depth": 1, "emb_dim": 8}
 CLASSES = 3
-CFG = {"sampling": {"ddpm": {"clip_x0": None}, "pf_ode": {"rtol": 1e-3, "atol": 1e-3}, "cd": {"tau": {"s2": [0.5]}}}}
+def _sampling():
+    """The toy's typed ``sampling`` section, with the settings these contract tests need."""
+    from trilemma import config
+    from trilemma.schema.models import Sampling
+    s = config.load("toy")["sampling"]
+    s["ddpm"]["clip_x0"], s["cd"]["tau"] = None, {"s2": [0.5]}
+    s["pf_ode"].update(rtol=1e-3, atol=1e-3)
+    return Sampling.model_validate(s)
+
+
+SAMPLING = _sampling()
 
 
 def _mlp(**extra):
@@ -87,7 +97,7 @@ def test_sampler_contract(entry):
     if classifier is not None:
         classifier = CountCalls(classifier)
         counters.append(classifier)
-    run = registry.build(spec, counted, CFG, info, classifier)
+    run = registry.build(spec, counted, SAMPLING, info, classifier)
     x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
     steps = []
     kwargs = {"callback": steps.append} if entry.callbacks else {}

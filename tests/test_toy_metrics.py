@@ -18,11 +18,11 @@ from trilemma.evaluation.toy import coverage_jsd, mixture_nll
 
 GRID = {"spacing": 1.0, "std": 0.05}
 N = 2000   # the smallest bank of the toy profile (distillation chain, guidance grid)
-CFG = config.load("toy")
+CFG = config.load_typed("toy")
 
 
 def features() -> FourierFeatures:
-    return toy_features(CFG["evaluation"]["features"], "gauss25", GRID)
+    return toy_features(CFG.evaluation.features, "gauss25", GRID)
 
 
 def calibration_cases(seed: int) -> dict[str, torch.Tensor]:
@@ -125,8 +125,8 @@ def test_panel_intervals_match_the_spread_of_independent_banks():
     standard deviation of FD, HQ and NLL is on average within [0.5, 1.3] of the mean half-width
     (measured: 0.63 / 0.66 / 0.97 at 2000 points, 0.89 / 0.85 / 1.15 at 10000; intervals of 1 sd
     instead of 1.96 would give about 1.5)."""
-    ev = dict(CFG["evaluation"], max_prc_samples=300)
-    data, meta = toy2d.generate(CFG["data"], 0)
+    ev = CFG.evaluation.model_copy(update={"max_prc_samples": 300})
+    data, meta = toy2d.generate(CFG.data, 0)
     rows = []
     for seed in range(16):
         x, y = toy2d.draw("gauss25", GRID, N, torch.Generator().manual_seed(100 + seed))

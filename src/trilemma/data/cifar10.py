@@ -59,16 +59,16 @@ def _batch(raw: bytes, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
 
 
-def load_source(src: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``load(src["archive"], src["md5"])``, downloading the archive first when it is missing and
-    ``src["download"]`` is true."""
-    archive = Path(src["archive"])
-    if src.get("download") and not archive.is_file():
+def load_source(src) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``load(src.archive, src.md5)`` (the typed ``data.cifar10``), downloading the archive first when
+    it is missing and ``src.download`` is true."""
+    archive = Path(src.archive)
+    if src.download and not archive.is_file():
         from torchvision.datasets import CIFAR10
 
         from trilemma.data.download import download
-        download(src.get("url") or CIFAR10.url, archive, src["md5"], HOW_TO.format(md5=src["md5"], path=archive))
-    return load(archive, src["md5"])
+        download(src.url or CIFAR10.url, archive, src.md5, HOW_TO.format(md5=src.md5, path=archive))
+    return load(archive, src.md5)
 
 
 def load(archive, md5: str = OFFICIAL_MD5) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

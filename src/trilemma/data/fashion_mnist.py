@@ -51,17 +51,17 @@ def _read(source_dir: Path, name: str) -> bytes:
                               + HOW_TO.format(files=", ".join(FILES), dir=source_dir)) from None
 
 
-def load_source(src: dict) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``load`` from ``src["source_dir"]`` if all four files are there, else (``src["download"]``)
-    from ``src["download_dir"]``, downloading the files missing there."""
-    source_dir = Path(src["source_dir"])
-    if not src.get("download") or all(_find(source_dir, name) for name in FILES):
+def load_source(src) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``load`` from ``src.source_dir`` (the typed ``data.fashion_mnist``) if all four files are there,
+    else (``src.download``) from ``src.download_dir``, downloading the files missing there."""
+    source_dir = Path(src.source_dir)
+    if not src.download or all(_find(source_dir, name) for name in FILES):
         return load(source_dir)
     from torchvision.datasets import FashionMNIST
 
     from trilemma.data.download import download
-    target = Path(src.get("download_dir", "external/fashion-mnist"))
-    mirror = src.get("mirror") or FashionMNIST.mirrors[0]
+    target = Path(src.download_dir)
+    mirror = src.mirror or FashionMNIST.mirrors[0]
     fetched = []
     for name in FILES:
         if _find(target, name) is None:

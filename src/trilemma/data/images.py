@@ -4,7 +4,6 @@ the quantisation back to uint8 that the metrics see (round, then clamp: no per-i
 centre crop the tiny test profile uses, and the area-averaging downsampling of the small CPU profile."""
 from __future__ import annotations
 
-from typing import Any, Mapping
 
 import torch
 
@@ -55,17 +54,16 @@ def area_resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 def build_dataset(name: str, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-                  data_cfg: Mapping[str, Any], source: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """The dataset artifact: the first ``num_train`` / ``num_eval`` images of each split, cropped, then
-    resized by area averaging."""
-    image_cfg = data_cfg.get("image") or {}
-    crop, size = image_cfg.get("crop"), image_cfg.get("resize")
+                  data_cfg, source: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """The dataset artifact of the typed ``data`` section: the first ``num_train`` / ``num_eval``
+    images of each split, cropped, then resized by area averaging (``data.image``)."""
+    crop, size = (data_cfg.image.crop, data_cfg.image.resize) if data_cfg.image else (None, None)
 
     def prepare(x):
         return area_resize(center_crop(x, crop), size)
 
     (xtr, ytr), (xte, yte) = train, test
-    n_tr, n_te = min(data_cfg["num_train"], len(xtr)), min(data_cfg["num_eval"], len(xte))
+    n_tr, n_te = min(data_cfg.num_train, len(xtr)), min(data_cfg.num_eval, len(xte))
     tensors = {"train": prepare(xtr[:n_tr]), "train_labels": ytr[:n_tr].long(),
                "eval": prepare(xte[:n_te]), "eval_labels": yte[:n_te].long()}
     c, h, w = tensors["train"].shape[1:]

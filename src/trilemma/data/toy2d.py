@@ -66,11 +66,13 @@ def data_scale(x: torch.Tensor) -> float:
     return math.sqrt(math.fsum((x - mean).pow(2).flatten().tolist()) / n)
 
 
-def generate(data_cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
-    name = data_cfg["name"]
-    params = data_cfg[name]
-    train_x, train_y = draw(name, params, data_cfg["num_train"], torch.Generator().manual_seed(seed * 1000 + 1))
-    eval_x, eval_y = draw(name, params, data_cfg["num_eval"], torch.Generator().manual_seed(seed * 1000 + 2))
+def generate(data_cfg, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
+    """The dataset artifact of the typed ``data`` section: train and eval draws, the mixture's modes;
+    its parameters are recorded as plain values (``params``), which ``draw`` reads."""
+    name = data_cfg.name
+    params = getattr(data_cfg, name).plain()
+    train_x, train_y = draw(name, params, data_cfg.num_train, torch.Generator().manual_seed(seed * 1000 + 1))
+    eval_x, eval_y = draw(name, params, data_cfg.num_eval, torch.Generator().manual_seed(seed * 1000 + 2))
     means = mode_means(name, params)
     tensors = {"train": train_x, "train_labels": train_y, "eval": eval_x, "eval_labels": eval_y,
                "mode_means": means, "mode_labels": mode_labels(name, means.shape[0])}

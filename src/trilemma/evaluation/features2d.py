@@ -45,7 +45,7 @@ class FourierFeatures:
         return f"random Fourier features (seed {self.seed}, D = {self.width}, ℓ = {self.lengthscale:g})"
 
 
-def toy_features(features_cfg: dict, dataset: str, params: dict) -> FourierFeatures:
-    """The profile's feature map (``evaluation.features``: seed, width, bandwidth in local scales)."""
-    return FourierFeatures(seed=int(features_cfg["seed"]), width=int(features_cfg["width"]),
-                           lengthscale=float(features_cfg["bandwidth"]) * local_scale(dataset, params))
+def toy_features(features_cfg, dataset: str, params: dict) -> FourierFeatures:
+    """The profile's feature map (the typed ``evaluation.features``: seed, width, bandwidth in local scales)."""
+    return FourierFeatures(seed=features_cfg.seed, width=features_cfg.width,
+                           lengthscale=float(features_cfg.bandwidth) * local_scale(dataset, params))

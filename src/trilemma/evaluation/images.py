@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Dataset
@@ -32,6 +33,9 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 
 from trilemma.artifacts import ArtifactError, load_tensors
 from trilemma.evaluation.classes import class_statistics
+
+if TYPE_CHECKING:
+    from trilemma.schema.models import Config, Evaluation, ImageEvaluation
 
 FEATURE_NET = "trilemma-feature-net"
 INCEPTION = "inception-v3-compat"
@@ -119,13 +123,13 @@ def check_inception_weights(path, sha256: str) -> str:
     return actual
 
 
-def extractor_spec(ev_images: dict, feature_net_dir=None) -> dict:
+def extractor_spec(ev_images: ImageEvaluation, feature_net_dir=None) -> dict:
     """Name, layers, weights and checksum key of the profile's feature extractor."""
-    kind = ev_images["extractor"]
+    kind = ev_images.extractor
     if kind == "inception":
-        inc = ev_images["inception"]
-        key = check_inception_weights(inc["weights"], inc["sha256"])
-        return {"kind": kind, "name": INCEPTION, "weights": str(inc["weights"]), "key": key,
+        inc = ev_images.inception
+        key = check_inception_weights(inc.weights, inc.sha256)
+        return {"kind": kind, "name": INCEPTION, "weights": str(inc.weights), "key": key,
                 "fid": "2048", "isc": "logits_unbiased", "feature_space": FEATURE_SPACES[kind]}
     weights = Path(feature_net_dir) / "model.safetensors"
     if not weights.is_file():
@@ -167,26 +171,26 @@ def reference_tensors(features: dict, spec: dict, max_subset: int, seed: int) ->
             "features": features[spec["fid"]][idx].float(), "logits": features[spec["isc"]][idx].float()}
 
 
-def image_metrics(gen: dict, ref: dict, spec: dict, ev: dict, ev_images: dict, seed: int) -> dict:
+def image_metrics(gen: dict, ref: dict, spec: dict, ev: Evaluation, ev_images: ImageEvaluation, seed: int) -> dict:
     """FID, IS, KID, precision and recall of generated features ``gen`` against the reference ``ref``."""
     g_feat = gen[spec["fid"]]
     stats = fid_features_to_statistics(g_feat.double())
     fid = fid_statistics_to_metric(stats, {"mu": ref["mu"].numpy(), "sigma": ref["sigma"].numpy()},
                                    verbose=False)[KEY_METRIC_FID]
-    isc = isc_features_to_metric(gen[spec["isc"]], splits=ev_images["isc_splits"], shuffle=True, rng_seed=seed)
-    sub = min(ev_images["kid_subset_size"], g_feat.shape[0], ref["features"].shape[0])
-    kid = kid_features_to_metric(g_feat.float(), ref["features"], kid_subsets=ev_images["kid_subsets"],
+    isc = isc_features_to_metric(gen[spec["isc"]], splits=ev_images.isc_splits, shuffle=True, rng_seed=seed)
+    sub = min(ev_images.kid_subset_size, g_feat.shape[0], ref["features"].shape[0])
+    kid = kid_features_to_metric(g_feat.float(), ref["features"], kid_subsets=ev_images.kid_subsets,
                                  kid_subset_size=sub, rng_seed=seed, verbose=False)
-    gsub = torch.randperm(g_feat.shape[0], generator=torch.Generator().manual_seed(seed))[:ev["max_prc_samples"]]
-    prc = prc_features_to_metric(g_feat[gsub].float(), ref["features"][:ev["max_prc_samples"]],
-                                 prc_neighborhood=ev["prc_neighborhood"], save_cpu_ram=True, verbose=False)
+    gsub = torch.randperm(g_feat.shape[0], generator=torch.Generator().manual_seed(seed))[:ev.max_prc_samples]
+    prc = prc_features_to_metric(g_feat[gsub].float(), ref["features"][:ev.max_prc_samples],
+                                 prc_neighborhood=ev.prc_neighborhood, save_cpu_ram=True, verbose=False)
     return {"fd": float(fid), "isc": float(isc[KEY_METRIC_ISC_MEAN]), "isc_std": float(isc[KEY_METRIC_ISC_STD]),
             "kid": float(kid[KEY_METRIC_KID_MEAN]), "kid_std": float(kid[KEY_METRIC_KID_STD]),
             "precision": float(prc[KEY_METRIC_PRECISION]), "recall": float(prc[KEY_METRIC_RECALL]),
             "kid_subset_size": sub, "feature_space": spec["feature_space"]}
 
 
-def bank_metrics(cfg, bank, bmeta, data, dmeta, *, reference=None, data_path=None, **_) -> dict | None:
+def bank_metrics(cfg: Config, bank, bmeta, data, dmeta, *, reference=None, data_path=None, **_) -> dict | None:
     """Image banks: FID, IS, KID and precision/recall in the profile's feature space against the
     cached reference statistics; the ranks extract the features of their runs of batches, rank 0
     computes the metrics (None on the others)."""
@@ -194,19 +198,19 @@ def bank_metrics(cfg, bank, bmeta, data, dmeta, *, reference=None, data_path=Non
     from trilemma.training.distributed import context, shutdown
 
     ctx = context()
-    ev, evi = cfg["evaluation"], cfg["evaluation"]["images"]
-    spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg["profile"]))
+    ev, evi = cfg.evaluation, cfg.evaluation.images
+    spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg.profile))
     if not reference:
         raise ArtifactError("image banks need --reference (the output of `trilemma reference-stats`)")
     ref, rmeta = load_tensors(reference)
     if rmeta.get("extractor_key") != spec["key"] or rmeta.get("data_sha256") != sha256sum(data_path):
         raise ArtifactError(f"{reference}: computed with another dataset or extractor; re-run reference-stats")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    feats = extract_sharded(ctx, spec, bank["samples"], evi["batch_size"], device)
+    feats = extract_sharded(ctx, spec, bank["samples"], evi.batch_size, device)
     shutdown()
     if feats is None:   # not rank 0
         return None
-    out = {**image_metrics(feats, ref, spec, ev, evi, cfg["seed"]),
+    out = {**image_metrics(feats, ref, spec, ev, evi, cfg.seed),
            "dataset": dmeta["dataset"], "reference": f"{rmeta['split']} ({rmeta['num_images']} images)"}
     if spec["kind"] == "feature_net":   # the profile's own classes (Inception's 1008 are ImageNet's)
         out.update(class_statistics(feats[spec["isc"]], dmeta["num_classes"], bank.get("labels")))

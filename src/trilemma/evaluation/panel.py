@@ -20,6 +20,7 @@ evaluation).  The spread over *training* seeds is separate: the tables report it
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,11 +28,14 @@ import torch
 from trilemma.evaluation.fidelity import frechet_from_statistics, precision_recall, statistics
 from trilemma.evaluation.toy import coverage_jsd, mixture_nll, modes_covered, nearest_mode
 
+if TYPE_CHECKING:
+    from trilemma.schema.models import Evaluation
+
 Z95 = 1.96
 
 
 def point_panel(x: torch.Tensor, real: torch.Tensor, *, features, means: torch.Tensor, mode_labels: torch.Tensor,
-                std: float | None, ev: dict, seed: int, requested: torch.Tensor | None = None) -> dict:
+                std: float | None, ev: Evaluation, seed: int, requested: torch.Tensor | None = None) -> dict:
     """Every metric of the bank ``x`` against the evaluation draw ``real``, with ``<name>_ci``."""
     x = x.double()
     phi = features(x)
@@ -39,7 +43,7 @@ def point_panel(x: torch.Tensor, real: torch.Tensor, *, features, means: torch.T
     k = means.shape[0]
     if k:
         nearest_d, nearest = nearest_mode(x, means)
-        hq = nearest_d <= ev["hq_num_std"] * std
+        hq = nearest_d <= ev.hq_num_std * std
         nll = mixture_nll(x, means, std)
         consistent = hq & (mode_labels[nearest] == requested) if requested is not None else None
 
@@ -49,7 +53,7 @@ def point_panel(x: torch.Tensor, real: torch.Tensor, *, features, means: torch.T
         if k:
             h = hq[idx]
             counts = torch.bincount(nearest[idx][h], minlength=k)
-            out.update(modes=modes_covered(counts, ev["mode_min_share"]), hq=float(h.double().mean()),
+            out.update(modes=modes_covered(counts, ev.mode_min_share), hq=float(h.double().mean()),
                        nll=float(nll[idx].mean()), coverage_jsd=coverage_jsd(counts))
             if consistent is not None:
                 out["class_consistency"] = float(consistent[idx].double().mean())
@@ -58,12 +62,12 @@ def point_panel(x: torch.Tensor, real: torch.Tensor, *, features, means: torch.T
     n = x.shape[0]
     row = panel(torch.arange(n))
     g = torch.Generator().manual_seed(seed)
-    reps = [panel(torch.randint(0, n, (n,), generator=g)) for _ in range(ev["bootstrap"])]
+    reps = [panel(torch.randint(0, n, (n,), generator=g)) for _ in range(ev.bootstrap)]
     for key in list(row):
         row[f"{key}_ci"] = Z95 * float(np.std([r[key] for r in reps], ddof=1))
-    prec, rec = precision_recall(x.float(), real.float(), neighborhood=ev["prc_neighborhood"],
-                                 max_samples=ev["max_prc_samples"], seed=seed)
-    m_gen, m_real = min(n, ev["max_prc_samples"]), min(real.shape[0], ev["max_prc_samples"])
+    prec, rec = precision_recall(x.float(), real.float(), neighborhood=ev.prc_neighborhood,
+                                 max_samples=ev.max_prc_samples, seed=seed)
+    m_gen, m_real = min(n, ev.max_prc_samples), min(real.shape[0], ev.max_prc_samples)
     row.update(precision=prec, recall=rec, precision_ci=_binomial(prec, m_gen), recall_ci=_binomial(rec, m_real),
                num_modes=k)
     if not k:

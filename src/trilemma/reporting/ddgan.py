@@ -4,10 +4,15 @@ the GAN baselines of the paper's Figure 6, and the paper's 25-Gaussians claims c
 measurements, whichever way they come out."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from trilemma.reporting.compare import estimate, verdict
 from trilemma.reporting.tables import _md, feature_space, floor_row, fmt_ci, paper_numbers
+
+if TYPE_CHECKING:
+    from trilemma.schema.models import Ddgan
 
 LABELS = {"ddgan": "DDGAN", "gan": "GAN", "wgan_gp": "WGAN-GP"}
 
@@ -140,8 +145,8 @@ def _speed_claim(df: pd.DataFrame, dd: pd.DataFrame) -> list[str]:
             f"the same device: {ratio:.0f}× faster (target ≥ 50× → {'met' if ratio >= 50 else 'NOT met'})."]
 
 
-def ddgan_table(df: pd.DataFrame, ddgan_cfg: dict, device: str) -> str:
-    seeds, cov = ddgan_cfg["seeds"][:ddgan_cfg["ablation_seeds"]], ddgan_cfg["coverage_steps"]
+def ddgan_table(df: pd.DataFrame, ddgan_cfg: Ddgan, device: str) -> str:
+    seeds, cov = ddgan_cfg.seeds[:ddgan_cfg.ablation_seeds], ddgan_cfg.coverage_steps
     floor = floor_row(df, df[df["method"] == "ddgan"]["num_samples"].iloc[0]) if (df["method"] == "ddgan").any() else df.iloc[:0]
     floor_text = [f"Floor (a fresh draw of the data, {int(f['num_samples'])} points): FD {fmt_ci(f['fd'], f['fd_ci'])}, "
                   f"NLL {fmt_ci(f['nll'], f['nll_ci'])}, HQ {f['hq']:.3f}, modes {int(f['modes'])}." for _, f in floor.iterrows()]
@@ -151,7 +156,7 @@ def ddgan_table(df: pd.DataFrame, ddgan_cfg: dict, device: str) -> str:
            "methods.md §4.3; secondary copies of the paper). Compare orderings, not values.", "",
            _md(ablation_frame(df, seeds)), "", *floor_text, "",
            f"**Mode coverage over training seeds** (DDGAN Fig. 6 baselines; mean ± population std "
-           f"over {len(ddgan_cfg['seeds'])} seeds, each a separately trained model):", "",
+           f"over {len(ddgan_cfg.seeds)} seeds, each a separately trained model):", "",
            _md(coverage_frame(df, cov)), "",
            "**The paper's 25-Gaussians claims, checked** (the paper shows them only qualitatively):", "",
            *claims(df, cov), ""]

@@ -9,10 +9,15 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from trilemma.reporting.figures import SAVE, _theme, plt, sns
 from trilemma.reporting.tables import _md, feature_space, floor_row, with_ci
+
+if TYPE_CHECKING:
+    from trilemma.schema.models import Guidance
 
 METHODS = ("cfg", "classifier_guidance", "guided_pd")
 
@@ -56,9 +61,9 @@ def grid_frame(df: pd.DataFrame, value: str, grid_w: list[float]) -> pd.DataFram
     return grid.reset_index().rename(columns={"curve": "sampler"})
 
 
-def guidance_table(df: pd.DataFrame, g: dict) -> str:
-    e, ref, head = g["eval"], g["eval"]["reference_steps"], g["headline_steps"]
-    lines = [f"Guidance on the toy (labels = gauss25 grid rows; {e['num_samples']} samples per bank, labels "
+def guidance_table(df: pd.DataFrame, g: Guidance) -> str:
+    e, ref, head = g.eval, g.eval.reference_steps, g.headline_steps
+    lines = [f"Guidance on the toy (labels = gauss25 grid rows; {e.num_samples} samples per bank, labels "
              "balanced). Class consistency = share of samples within 3 std of a mode of the requested row. "
              f"FD = Fréchet distance in {feature_space(df)}, ± = 95% bootstrap half-width; the floor row is a "
              f"fresh draw of the data with its true labels. FD to exact target = Fréchet distance (same features) "
@@ -70,14 +75,14 @@ def guidance_table(df: pd.DataFrame, g: dict) -> str:
              f"**Trade-off across w: CFG teacher at {ref} steps, guided student at {head} steps, classifier "
              "guidance (scale s in the w column)**", "", _md(tradeoff_frame(df, ref, head)), "",
              "**FD to the CFG teacher's reference samples, w × steps (teacher: 2 NFE per step; student: 1)**", "",
-             _md(grid_frame(df, "fd_to_teacher", e["grid_w"])), "",
-             "**Class consistency, w × steps**", "", _md(grid_frame(df, "class_consistency", e["grid_w"])), ""]
+             _md(grid_frame(df, "fd_to_teacher", e.grid_w)), "",
+             "**Class consistency, w × steps**", "", _md(grid_frame(df, "class_consistency", e.grid_w)), ""]
     return "\n".join(lines + claims(df, g))
 
 
-def claims(df: pd.DataFrame, g: dict) -> list[str]:
+def claims(df: pd.DataFrame, g: Guidance) -> list[str]:
     """The issue's targets checked from the measurements (Meng et al.'s claim at 4 steps)."""
-    e, ref, head = g["eval"], g["eval"]["reference_steps"], g["headline_steps"]
+    e, ref, head = g.eval, g.eval.reference_steps, g.headline_steps
     rows = guided_rows(df)
     teacher = rows[(rows["method"] == "cfg") & (rows["steps"] == ref)].set_index("w").sort_index()
     out = []
@@ -94,7 +99,7 @@ def claims(df: pd.DataFrame, g: dict) -> list[str]:
                    f"{teacher['recall'].iloc[0]:.3f} → {teacher['recall'].iloc[-1]:.3f} (monotone in w: consistency "
                    f"{'yes' if trend[0] else 'no'}, precision {'yes' if trend[1] else 'no'}, recall falling "
                    f"{'yes' if trend[2] else 'no'}).")
-    for w in e["grid_w"]:
+    for w in e.grid_w:
         s = rows[(rows["method"] == "guided_pd") & ~rows["stochastic"] & (rows["steps"] == head) & (rows["w"] == w)]
         t = rows[(rows["method"] == "cfg") & (rows["steps"] == head) & (rows["w"] == w)]
         if not (len(s) and len(t) and w in teacher.index):

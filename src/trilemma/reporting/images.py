@@ -4,6 +4,8 @@ every figure), and ``distillation.md`` (PD Table 2 / Fig. 4) and ``ddgan.md`` (D
 FID, IS, KID and precision/recall in the profile's feature space instead of the toy's mode counts."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import matplotlib
@@ -18,6 +20,9 @@ from trilemma.reporting.distillation_cost import cd_sections  # noqa: E402
 from trilemma.reporting.figures import SAVE  # noqa: E402
 from trilemma.reporting.tables import _md, paper_numbers  # noqa: E402
 
+if TYPE_CHECKING:
+    from trilemma.schema.models import Config, Ddgan, Guidance
+
 METRICS = ["nfe", "fd", "isc", "kid", "precision", "recall"]
 
 
@@ -26,25 +31,25 @@ class ImagesReport:
     mode counts); rows of images for the samples; report.md with the method sections of the image profiles."""
     real_title = "real data (test split)"
 
-    def __init__(self, cfg: dict, df, device: str):
-        self.cfg, self.df, self.device, self.rep = cfg, df, device, cfg["report"]
+    def __init__(self, cfg: Config, df, device: str):
+        self.cfg, self.df, self.device, self.rep = cfg, df, device, cfg.report
         self.space = str(df["feature_space"].iloc[0]) if len(df) else "unknown"
-        self.panel_size = self.rep.get("grid_images", 64)
+        self.panel_size = self.rep.grid_images
 
     def tables(self) -> dict[str, str]:
-        cfg, df, p, space = self.cfg, self.df, self.cfg["profile"], self.space
+        cfg, df, p, space = self.cfg, self.df, self.cfg.profile, self.space
         return {
             "ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], feature_space=space, profile=p),
             "fast_sampling": tables.fast_sampling_table(
-                df, self.rep["fast_sampling"], self.device, columns=tables.IMAGE_FAST_COLUMNS,
+                df, self.rep.fast_sampling, self.device, columns=tables.IMAGE_FAST_COLUMNS,
                 intro=f"Ours, {p} profile: time per 100 samples measured on {self.device}; FID, IS and KID in "
                       f"{space}; precision/recall (Kynkäänniemi et al.) in the same features."),
-            "distillation": distillation_table(df, cfg["distill"]["headline_steps"], space),
-            "ddgan": ddgan_table(df, cfg["ddgan"], self.device, space),
+            "distillation": distillation_table(df, cfg.distill.headline_steps, space),
+            "ddgan": ddgan_table(df, cfg.ddgan, self.device, space),
             "references": reference_table(df, space)}
 
     def figures(self, fig: dict[str, str]) -> None:
-        df, dpi, ylabel = self.df, self.rep["dpi"], f"FID ({self.space})"
+        df, dpi, ylabel = self.df, self.rep.dpi, f"FID ({self.space})"
         figures.fid_vs_time(df, fig["fid_vs_time"], dpi=dpi, device=self.device, ylabel=ylabel)
         distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=dpi, ylabel=ylabel)
         distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=dpi, ylabel=ylabel)
@@ -54,7 +59,7 @@ class ImagesReport:
         return f"{r['sampler']}\nNFE {int(r['nfe'])}, FID {r['fd']:.3g}"
 
     def samples(self, panels, path, real) -> None:
-        image_grid(panels, path, dpi=self.rep["dpi"])
+        image_grid(panels, path, dpi=self.rep.dpi)
 
     def assemble(self, table_text: dict[str, str], rel: dict[str, str], dmeta: dict) -> str:
         import os
@@ -64,9 +69,9 @@ class ImagesReport:
         from trilemma.models.registry import build_model
 
         cfg, df = self.cfg, self.df
-        summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=cfg["profile"])
+        summary = paths.fmt(paths.FEATURE_NET_SUMMARY, profile=cfg.profile)
         facts = {"feature_space": self.space, "reference": str(df["reference"].iloc[0]) if len(df) else "unknown",
-                 "params": sum(t.numel() for t in build_model(cfg["teacher"]["model"], dmeta["data_dim"]).parameters()),
+                 "params": sum(t.numel() for t in build_model(cfg.teacher.model.plain(), dmeta["data_dim"]).parameters()),
                  "feature_net": load_json(summary) if os.path.exists(summary) else None}
         teacher = df[df["model"] == dag.TEACHER]   # the DDPM teacher's findings; PD and DDGAN have their sections
         return (report.assemble_images(cfg, teacher, table_text, rel, facts)
@@ -150,10 +155,10 @@ def distillation_table(df, headline: int, space: str) -> str:
     return "\n".join(lines + cd_sections(df, space))
 
 
-def ddgan_table(df, ddgan_cfg: dict, device: str, space: str) -> str:
+def ddgan_table(df, ddgan_cfg: Ddgan, device: str, space: str) -> str:
     """DDGAN's T ablation (Table 2 layout) with the paper's CIFAR-10 FID and recall beside ours."""
     rows = ddgan.gan_rows(df)
-    rows = rows[(rows["method"] == "ddgan") & (rows["train_seed"].astype(int) == ddgan_cfg["seeds"][0])]
+    rows = rows[(rows["method"] == "ddgan") & (rows["train_seed"].astype(int) == ddgan_cfg.seeds[0])]
     rows = rows.sort_values("steps")
     paper = paper_numbers()
     paper = paper[paper["paper"].str.startswith("DDGAN") & (paper["table"] == "Table 2")]
@@ -163,11 +168,11 @@ def ddgan_table(df, ddgan_cfg: dict, device: str, space: str) -> str:
         "precision": "Precision", "recall": "Recall"})
     for metric in ("FID", "Recall"):
         out[f"paper {metric} (CIFAR-10)"] = [paper[metric].get(t) if metric in paper else None for t in out["T"]]
-    lines = [f"**T ablation (DDGAN Table 2 layout)**: ours (training seed {ddgan_cfg['seeds'][0]}; FID, IS, KID "
+    lines = [f"**T ablation (DDGAN Table 2 layout)**: ours (training seed {ddgan_cfg.seeds[0]}; FID, IS, KID "
              f"and precision/recall in {space}; time per 100 samples on {device}) beside the paper's CIFAR-10 "
              "FID and recall (source: src/trilemma/reporting/paper_numbers.csv, after methods.md §4.3; "
              "secondary copies of the paper).", "", _md(out), ""]
-    return "\n".join(lines + _speed_line(df, rows[rows["steps"] == ddgan_cfg["coverage_steps"]]) + [""])
+    return "\n".join(lines + _speed_line(df, rows[rows["steps"] == ddgan_cfg.coverage_steps]) + [""])
 
 
 def _speed_line(df, head) -> list[str]:
@@ -186,60 +191,60 @@ GUIDED_COLUMNS = {"curve": "sampler", "w": "w", "steps": "steps", "nfe": "NFE", 
                   "fd": "FID", "isc": "IS", "kid": "KID", "precision": "Precision", "recall": "Recall"}
 
 
-def guidance_table(df, g: dict, space: str) -> str:
+def guidance_table(df, g: Guidance, space: str) -> str:
     """Guidance on images (Ho & Salimans 2022, Table 1 / Fig. 4; Meng et al. 2023, Table 1 layout): the
     CFG teacher at its reference steps and the guided student at the headline steps across w, then
     FID and IS in a w x steps grid (teacher: 2 NFE per step; student: 1).  No class consistency and no
     FD to the teacher on images (the toy's columns)."""
     from trilemma.reporting import guidance
 
-    e, ref, head = g["eval"], g["eval"]["reference_steps"], g["headline_steps"]
+    e, ref, head = g.eval, g.eval.reference_steps, g.headline_steps
     rows = guidance.guided_rows(df)
     keep = (((rows["method"] == "cfg") & (rows["steps"] == ref))
             | ((rows["method"] == "guided_pd") & (rows["steps"] == head) & ~rows["stochastic"]))
     trade = rows[keep].sort_values(["method", "w"])
-    lines = [f"Classifier-free guidance on images ({e['num_samples']} samples per bank, class labels balanced; "
-             f"p_uncond = {g['p_uncond']}). FID, IS, KID and precision/recall in {space}. The CFG teacher "
+    lines = [f"Classifier-free guidance on images ({e.num_samples} samples per bank, class labels balanced; "
+             f"p_uncond = {g.p_uncond}). FID, IS, KID and precision/recall in {space}. The CFG teacher "
              "samples with DDIM at 2 NFE per step, the guided student (stages one and two of Meng et al.) "
              "with its own DDIM at 1 NFE per step. Classifier guidance is not run on images.", "",
              f"**Across w: CFG teacher at {ref} steps, guided student at {head} steps**", "",
              _md(trade[list(GUIDED_COLUMNS)].rename(columns=GUIDED_COLUMNS)), ""]
-    if e["grid_steps"] or e["stochastic_steps"]:
+    if e.grid_steps or e.stochastic_steps:
         for value, name in (("fd", "FID"), ("isc", "IS")):
-            lines += [f"**{name}, w × steps**", "", _md(guidance.grid_frame(df, value, e["grid_w"])), ""]
+            lines += [f"**{name}, w × steps**", "", _md(guidance.grid_frame(df, value, e.grid_w)), ""]
     return "\n".join(lines)
 
 
-def guidance_section(cfg: dict) -> str:
+def guidance_section(cfg: Config) -> str:
     """The report's guidance section: the setup and the table of the ``guidance_table`` job."""
     from pathlib import Path
 
     from trilemma import paths
-    path = Path(paths.fmt(paths.TABLE, profile=cfg["profile"], table="guidance"))
-    if not cfg["guidance"]["enabled"] or not path.exists():
+    path = Path(paths.fmt(paths.TABLE, profile=cfg.profile, table="guidance"))
+    if not cfg.guidance.enabled or not path.exists():
         return ""
-    g = cfg["guidance"]
-    s1, r = g["stage1"], g["rounds"]
+    g = cfg.guidance
+    s1, r = g.stage1, g.rounds
     return "\n".join([
         "## Classifier-free guidance and guided distillation", "",
-        f"Setup: the CFG teacher is a class-conditional U-Net (preset `{g['teacher']['model']['unet']['preset']}`, "
-        f"null label, p_uncond = {g['p_uncond']}) on the distillation teacher's recipe, "
-        f"{g['teacher']['train']['samples']:,} training samples; stage one trains the w-conditioned student "
-        f"(w ~ U[{s1['w_min']:g}, {s1['w_max']:g}]) for {s1['train']['samples']:,} samples; stage two distils it "
-        f"{g['start_steps']} → {g['final_steps']} steps at batch {r['batch_size']}.", "",
+        f"Setup: the CFG teacher is a class-conditional U-Net (preset `{g.teacher.model.unet.preset}`, "
+        f"null label, p_uncond = {g.p_uncond}) on the distillation teacher's recipe, "
+        f"{g.teacher.train.samples:,} training samples; stage one trains the w-conditioned student "
+        f"(w ~ U[{s1.w_min:g}, {s1.w_max:g}]) for {s1.train.samples:,} samples; stage two distils it "
+        f"{g.start_steps} → {g.final_steps} steps at batch {r.batch_size}.", "",
         path.read_text(), ""])
 
 
-def method_sections(cfg: dict, tables: dict[str, str], figures: dict[str, str], space: str) -> str:
+def method_sections(cfg: Config, tables: dict[str, str], figures: dict[str, str], space: str) -> str:
     """The report's sections for progressive distillation and DDGAN on images, each with its setup."""
-    t, r, g = cfg["distill"]["teacher"], cfg["distill"]["rounds"], cfg["ddgan"]
-    gen = g["image_model"]["generator"]
+    t, r, g = cfg.distill.teacher, cfg.distill.rounds, cfg.ddgan
+    gen = g.image_model.generator
     return "\n".join([
         "## Progressive distillation (PD Table 2 / Fig. 4 layout)", "",
-        f"Setup: the distillation teacher is a U-Net (preset `{t['model']['unet']['preset']}`) in continuous time "
-        f"on the cosine logSNR schedule, {t['parameterization']}-prediction with `{t['weighting']}` weighting, "
-        f"{t['train']['samples']:,} training samples (EMA weights); rounds {cfg['distill']['start_steps']} → "
-        f"{cfg['distill']['final_steps']} steps at batch {r['batch_size']}, updates and peak LR per round in "
+        f"Setup: the distillation teacher is a U-Net (preset `{t.model.unet.preset}`) in continuous time "
+        f"on the cosine logSNR schedule, {t.parameterization}-prediction with `{t.weighting}` weighting, "
+        f"{t.train.samples:,} training samples (EMA weights); rounds {cfg.distill.start_steps} → "
+        f"{cfg.distill.final_steps} steps at batch {r.batch_size}, updates and peak LR per round in "
         "`distill.rounds` (annealed linearly to 0, no EMA, dropout 0).", "",
         tables["distillation"], "",
         f"![FID vs steps]({figures['fid_vs_steps']})", "",
@@ -249,8 +254,8 @@ def method_sections(cfg: dict, tables: dict[str, str], figures: dict[str, str], 
         "Quality at N steps against the teacher evaluations and wall time spent to train each student (issue 18).", "",
         "## Denoising Diffusion GAN", "",
         f"Setup: G(x_t, z, t) predicts x0 (U-Net with adaptive group norm from a mapping network of z, nz = "
-        f"{g['image_model']['nz']}, ch {gen['ch']}, ch_mult {gen['ch_mult']}), D(x_(t-1), x_t, t) the official "
-        f"small discriminator (ngf {g['image_model']['discriminator']['ngf']}); {g['train']['samples']:,} training "
-        f"samples at batch {g['train']['batch_size']}, R1 γ = {g['train']['r1_gamma']} every "
-        f"{g['train']['lazy_reg']} steps, EMA {g['train']['ema_decay']} on G.", "",
+        f"{g.image_model.nz}, ch {gen.ch}, ch_mult {gen.ch_mult}), D(x_(t-1), x_t, t) the official "
+        f"small discriminator (ngf {g.image_model.discriminator.ngf}); {g.train.samples:,} training "
+        f"samples at batch {g.train.batch_size}, R1 γ = {g.train.r1_gamma} every "
+        f"{g.train.lazy_reg} steps, EMA {g.train.ema_decay} on G.", "",
         tables["ddgan"], ""]) + guidance_section(cfg)

@@ -2,12 +2,17 @@
 columns (sourced), the claims checked from the measurements, and what carries over from 2-D data."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from trilemma import dag
 from trilemma.reporting import ddgan, distillation, distillation_cost, error_split, figures, guidance, tables
 from trilemma.reporting.compare import estimate, verdict
 from trilemma.reporting.tables import FLOOR, feature_space
+
+if TYPE_CHECKING:
+    from trilemma.schema.models import Config
 
 
 class PointsReport:
@@ -16,47 +21,47 @@ class PointsReport:
     the oracle's error split, guidance, the trilemma chart; scatter plots of the samples."""
     real_title = "real data"
 
-    def __init__(self, cfg: dict, df: pd.DataFrame, device: str):
-        self.cfg, self.device, self.rep = cfg, device, cfg["report"]
+    def __init__(self, cfg: Config, df: pd.DataFrame, device: str):
+        self.cfg, self.device, self.rep = cfg, device, cfg.report
         self.df, self.with_oracle = error_split.without_oracle(df), df   # the oracle's banks: only in error_split
-        self.space, self.floor = tables.feature_space(self.df), tables.floor_row(self.df, cfg["sampling"]["num_samples"])
-        self.panel_size = self.rep["scatter_points"]
+        self.space, self.floor = tables.feature_space(self.df), tables.floor_row(self.df, cfg.sampling.num_samples)
+        self.panel_size = self.rep.scatter_points
 
     def tables(self) -> dict[str, str]:
         cfg, df, space, floor = self.cfg, self.df, self.space, self.floor
         out = {"ddim": tables.ddim_table(df[df["model"] == dag.TEACHER], space, floor=floor),
-               "distillation": distillation.distillation_table(df, cfg["distill"]["headline_steps"]),
-               "fast_sampling": tables.fast_sampling_table(df, self.rep["fast_sampling"], self.device, floor=floor),
-               "ddgan": ddgan.ddgan_table(df, cfg["ddgan"], self.device)}
-        if "guidance" in dag.report_tables(cfg):
-            out["guidance"] = guidance.guidance_table(df, cfg["guidance"])
-        if "error_split" in dag.report_tables(cfg):
+               "distillation": distillation.distillation_table(df, cfg.distill.headline_steps),
+               "fast_sampling": tables.fast_sampling_table(df, self.rep.fast_sampling, self.device, floor=floor),
+               "ddgan": ddgan.ddgan_table(df, cfg.ddgan, self.device)}
+        if "guidance" in dag.report_tables(cfg.plain()):
+            out["guidance"] = guidance.guidance_table(df, cfg.guidance)
+        if "error_split" in dag.report_tables(cfg.plain()):
             out["error_split"] = error_split.error_split_table(self.with_oracle)
         return out
 
     def figures(self, fig: dict[str, str]) -> None:
-        df, rep, g, ylabel = self.df, self.rep, self.cfg["guidance"], f"Fréchet distance ({self.space})"
-        on_time_axis = ddgan.first_seed_only(df, self.cfg["ddgan"]["seeds"][0])
+        df, rep, g, ylabel = self.df, self.rep, self.cfg.guidance, f"Fréchet distance ({self.space})"
+        on_time_axis = ddgan.first_seed_only(df, self.cfg.ddgan.seeds[0])
         if "w" in on_time_axis:  # the guided student at one w
-            on_time_axis = on_time_axis[(on_time_axis["method"] != "guided_pd") | (on_time_axis["w"] == g["eval"]["headline_w"])]
-        figures.fid_vs_time(on_time_axis, fig["fid_vs_time"], dpi=rep["dpi"], device=self.device, ylabel=ylabel,
+            on_time_axis = on_time_axis[(on_time_axis["method"] != "guided_pd") | (on_time_axis["w"] == g.eval.headline_w)]
+        figures.fid_vs_time(on_time_axis, fig["fid_vs_time"], dpi=rep.dpi, device=self.device, ylabel=ylabel,
                             floor=self.floor)
-        figures.trilemma_chart(df, rep["fast_sampling"], fig["trilemma"], dpi=rep["dpi"], device=self.device,
+        figures.trilemma_chart(df, rep.fast_sampling, fig["trilemma"], dpi=rep.dpi, device=self.device,
                                ylabel=ylabel, floor=self.floor)
-        distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep["dpi"])
-        distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=rep["dpi"], ylabel=ylabel)
+        distillation.fid_vs_steps(df, fig["fid_vs_steps"], dpi=rep.dpi)
+        distillation_cost.distillation_cost_figure(df, fig["distillation_cost"], dpi=rep.dpi, ylabel=ylabel)
         if "guidance_tradeoff" in fig:
-            guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep["dpi"],
-                                       reference_steps=g["eval"]["reference_steps"], headline_steps=g["headline_steps"])
+            guidance.guidance_tradeoff(df, fig["guidance_tradeoff"], dpi=rep.dpi,
+                                       reference_steps=g.eval.reference_steps, headline_steps=g.headline_steps)
         if "error_split" in fig:
-            error_split.error_split_figure(self.with_oracle, fig["error_split"], dpi=rep["dpi"])
+            error_split.error_split_figure(self.with_oracle, fig["error_split"], dpi=rep.dpi)
 
     @staticmethod
     def panel_title(r) -> str:
         return f"{r['sampler']}\nNFE {int(r['nfe'])}"
 
     def samples(self, panels, path, real) -> None:
-        figures.samples_grid([(t, x.numpy()) for t, x in panels], path, dpi=self.rep["dpi"],
+        figures.samples_grid([(t, x.numpy()) for t, x in panels], path, dpi=self.rep.dpi,
                              limit=float(real.abs().max()) * 1.15)
 
     def assemble(self, table_text: dict[str, str], rel: dict[str, str], dmeta: dict) -> str:
@@ -107,7 +112,7 @@ def floor_lines(df: pd.DataFrame) -> list[str]:
     return out
 
 
-def distillation_claims(cfg: dict, df: pd.DataFrame) -> list[str]:
+def distillation_claims(cfg: Config, df: pd.DataFrame) -> list[str]:
     """Salimans & Ho 2022: distilled students stay near the teacher down to 4-8 steps, where DDIM on the
     same teacher has degraded.  Checked as the issue's targets: 4-step student FD <= DDIM-4 / 3 with all
     modes and hq >= 0.85; 8-step student FD within 1.5x of the teacher's DDIM at 1024 steps; and the
@@ -135,20 +140,20 @@ def distillation_claims(cfg: dict, df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[str, str]) -> str:
+def assemble(cfg: Config, df: pd.DataFrame, tables: dict[str, str], figures: dict[str, str]) -> str:
     device = df["device"].iloc[0] if len(df) else "unknown"
-    data = cfg["data"]
+    data = cfg.data
     lines = [
-        f"# trilemma report: profile `{cfg['profile']}`", "",
+        f"# trilemma report: profile `{cfg.profile}`", "",
         "Generated by `trilemma report` from `metrics.csv`; never edited by hand.", "",
         "## Setup", "",
-        f"- Data: `{data['name']}` ({data['num_train']} training points, {data['num_eval']} evaluation points, "
-        f"parameters {data[data['name']]}).",
-        f"- Teacher: DDPM ε-prediction, {cfg['teacher']['schedule']['name']} β from "
-        f"{cfg['teacher']['schedule']['beta_start']} to {cfg['teacher']['schedule']['beta_end']}, "
-        f"T = {cfg['teacher']['schedule']['num_steps']}, {cfg['teacher']['model']['kind']} "
-        f"(hidden {cfg['teacher']['model']['hidden']}, depth {cfg['teacher']['model']['depth']}), EMA weights.",
-        f"- Every bank: {cfg['sampling']['num_samples']} samples ({cfg['distill']['eval']['num_samples']} in the "
+        f"- Data: `{data.name}` ({data.num_train} training points, {data.num_eval} evaluation points, "
+        f"parameters {getattr(data, data.name).plain()}).",
+        f"- Teacher: DDPM ε-prediction, {cfg.teacher.schedule.name} β from "
+        f"{cfg.teacher.schedule.beta_start} to {cfg.teacher.schedule.beta_end}, "
+        f"T = {cfg.teacher.schedule.num_steps}, {cfg.teacher.model.kind} "
+        f"(hidden {cfg.teacher.model.hidden}, depth {cfg.teacher.model.depth}), EMA weights.",
+        f"- Every bank: {cfg.sampling.num_samples} samples ({cfg.distill.eval.num_samples} in the "
         "distillation chain and the guidance grid). Headline metric: the Fréchet distance (torch-fidelity 0.4's "
         f"formula) in **{feature_space(df)}**: the raw coordinates (kept as `fd_xy`) rank a single Gaussian "
         "with the data's moments above a trained DDPM (README, \"The toy's metrics\"). Beside it: mean NLL "
@@ -156,9 +161,9 @@ def assemble(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[
         "share (PacGAN), precision/recall (k = {k}) in the coordinates. Every number carries a 95% interval "
         "(± ; {b} bootstrap resamples of the bank, binomial for precision/recall); a difference inside the "
         "combined intervals is called a tie; GAN-type methods are also averaged over training seeds.".format(
-            k=cfg['evaluation']['prc_neighborhood'], b=cfg['evaluation']['bootstrap']),
-        f"- Clock: median time per batch of {cfg['timing']['batch']} over {cfg['timing']['repeats']} repeats "
-        f"after {cfg['timing']['warmup']} warm-up, on **{device}**. Timings compare only within one device.",
+            k=cfg.evaluation.prc_neighborhood, b=cfg.evaluation.bootstrap),
+        f"- Clock: median time per batch of {cfg.timing.batch} over {cfg.timing.repeats} repeats "
+        f"after {cfg.timing.warmup} warm-up, on **{device}**. Timings compare only within one device.",
         "",
         "## Findings checked from the measurements", "",
         *floor_lines(df), "",
@@ -218,15 +223,15 @@ def image_teacher_line(df: pd.DataFrame, feature_space: str) -> str:
             f"({feature_space}).")
 
 
-def assemble_images(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures: dict[str, str],
+def assemble_images(cfg: Config, df: pd.DataFrame, tables: dict[str, str], figures: dict[str, str],
                     facts: dict) -> str:
     """report.md of an image profile. ``facts``: feature_space, reference, params (teacher size),
     feature_net (its summary, or None)."""
     device = df["device"].iloc[0] if len(df) else "unknown"
-    data, evi, space = cfg["data"], cfg["evaluation"]["images"], facts["feature_space"]
-    sched, unet = cfg["teacher"]["schedule"], cfg["teacher"]["model"]["unet"]
+    data, evi, space = cfg.data, cfg.evaluation.images, facts["feature_space"]
+    sched, unet = cfg.teacher.schedule, cfg.teacher.model.unet
     fn = facts.get("feature_net")
-    if evi["extractor"] == "inception":
+    if evi.extractor == "inception":
         comparable = ("Inception-v3 features as the papers (torch-fidelity's port of the TF Inception, as TTUR); "
                       "our FIDs compare with the papers' only at 50,000 samples against the training set and a "
                       "teacher trained as long as theirs.")
@@ -235,27 +240,27 @@ def assemble_images(cfg: dict, df: pd.DataFrame, tables: dict[str, str], figures
                       f"{fn['test_accuracy'] if fn else 'n/a'}), not Inception: our FID/IS/KID are not on the "
                       "papers' scale and compare only with each other (orderings and ratios between samplers).")
     lines = [
-        f"# trilemma report: profile `{cfg['profile']}`", "",
+        f"# trilemma report: profile `{cfg.profile}`", "",
         "Generated by `trilemma report` from `metrics.csv`; never edited by hand.", "",
         "## Setup", "",
-        f"- Data: `{data['name']}`, {data['num_train']} training / {data['num_eval']} test images"
-        + (f", centre-cropped to {data['image']['crop']}×{data['image']['crop']}" if data.get("image", {}).get("crop") else "")
-        + (f", averaged over areas to {data['image']['resize']}×{data['image']['resize']}"
-           if data.get("image", {}).get("resize") else "")
+        f"- Data: `{data.name}`, {data.num_train} training / {data.num_eval} test images"
+        + (f", centre-cropped to {data.image.crop}×{data.image.crop}" if data.image and data.image.crop else "")
+        + (f", averaged over areas to {data.image.resize}×{data.image.resize}"
+           if data.image and data.image.resize else "")
         + ", uint8, scaled to [−1, 1] for training.",
-        f"- Teacher: DDPM ε-prediction U-Net (preset `{unet['preset']}`, {facts['params'] / 1e6:.2f}M parameters), "
-        f"{sched['name']} β from {sched['beta_start']} to {sched['beta_end']}, T = {sched['num_steps']}, "
-        f"{cfg['teacher']['train']['samples']:,} training samples, EMA weights.",
-        f"- Every bank: {cfg['sampling']['num_samples']} samples, quantised once to uint8 and kept in memory "
+        f"- Teacher: DDPM ε-prediction U-Net (preset `{unet.preset}`, {facts['params'] / 1e6:.2f}M parameters), "
+        f"{sched.name} β from {sched.beta_start} to {sched.beta_end}, T = {sched.num_steps}, "
+        f"{cfg.teacher.train.samples:,} training samples, EMA weights.",
+        f"- Every bank: {cfg.sampling.num_samples} samples, quantised once to uint8 and kept in memory "
         "(no lossy files). Metrics through torch-fidelity 0.4 (generated samples = input 1): FID, IS, KID, "
-        f"precision/recall (k = {cfg['evaluation']['prc_neighborhood']}).",
+        f"precision/recall (k = {cfg.evaluation.prc_neighborhood}).",
         f"- **Feature space of every number below: {space}.** Reference: {facts['reference']}. This is {comparable}",
-        f"- Clock: median time per batch of {cfg['timing']['batch']} over {cfg['timing']['repeats']} repeats "
-        f"after {cfg['timing']['warmup']} warm-up, on **{device}**. Timings compare only within one device.",
+        f"- Clock: median time per batch of {cfg.timing.batch} over {cfg.timing.repeats} repeats "
+        f"after {cfg.timing.warmup} warm-up, on **{device}**. Timings compare only within one device.",
         "",
         "## Findings checked from the measurements", "",
         image_teacher_line(df, space), "",
-        *ddim_vs_ddpm_claim(df, skip=cfg["sampling"]["ddim"]["skip"][0]), "",
+        *ddim_vs_ddpm_claim(df, skip=cfg.sampling.ddim.skip[0]), "",
         *(["## Floor and ceiling", "", tables["references"], ""] if "references" in tables else []),
         f"## DDIM: η × steps (DDIM Table 1 layout; FD = FID in {space})", "", tables["ddim"], "",
         "## Fast sampling (DDGAN Table 1 layout)", "", tables["fast_sampling"], "",

@@ -1,5 +1,6 @@
-"""The registry's builders (``sampling/registry.py``): ``(spec, denoiser, cfg, info, classifier) -> run``
-with ``run(x_T, *, cond=None, generator=None, callback=None) -> x_0``, the grid of the spec bound.
+"""The registry's builders (``sampling/registry.py``): ``(spec, denoiser, sampling, info, classifier) -> run``
+(``sampling``: the typed ``sampling`` section of the config, whose entry sections hold the samplers'
+settings), with ``run(x_T, *, cond=None, generator=None, callback=None) -> x_0``, the grid of the spec bound.
 
 Thin adapters over the samplers, which keep their own signatures (k-diffusion's
 ``(denoiser, x_T, grid, *, cond, generator, callback)`` for DDIM, DDPM and DPM-Solver++).  Grids: on a
@@ -26,17 +27,17 @@ def _discrete_steps(spec, denoiser) -> int:
     return denoiser.schedule.num_steps
 
 
-def ddpm(spec, denoiser, cfg, info=None, classifier=None):
+def ddpm(spec, denoiser, sampling, info=None, classifier=None):
     from trilemma.diffusion.timesteps import respaced, sampling_grid
     from trilemma.sampling.ddpm import sample_ddpm
     ts = sampling_grid(respaced(_discrete_steps(spec, denoiser), spec.steps))
-    clip = cfg["sampling"]["ddpm"]["clip_x0"]
+    clip = sampling.ddpm.clip_x0
     return lambda x, *, cond=None, generator=None, callback=None: sample_ddpm(
         denoiser, x, ts, variance=spec.variance, clip_x0=tuple(clip) if clip else None, generator=generator,
         callback=callback)
 
 
-def ddim(spec, denoiser, cfg, info=None, classifier=None):
+def ddim(spec, denoiser, sampling, info=None, classifier=None):
     """DDIM on the spec's subsequence, or on t_i = i / N of a continuous-time model (``pd`` specs:
     a student with its own N-step DDIM)."""
     from trilemma.sampling.ddim import sample_ddim
@@ -52,7 +53,7 @@ def ddim(spec, denoiser, cfg, info=None, classifier=None):
         denoiser, x, ts, eta=spec.eta, sigma_hat=spec.sigma_hat, generator=generator, callback=callback)
 
 
-def stochastic(spec, denoiser, cfg, info=None, classifier=None):
+def stochastic(spec, denoiser, sampling, info=None, classifier=None):
     """The stochastic sampler of progressive distillation on t_i = i / N."""
     from trilemma.diffusion.continuous import uniform_grid
     from trilemma.sampling.ddpm import sample_ddpm
@@ -63,14 +64,14 @@ def stochastic(spec, denoiser, cfg, info=None, classifier=None):
         denoiser, x, ts, v=spec.v, generator=generator, callback=callback)
 
 
-def consistency(spec, denoiser, cfg, info, classifier=None):
+def consistency(spec, denoiser, sampling, info, classifier=None):
     """Multistep consistency sampling (Song et al. 2023, Algorithm 1) of a ``cd`` model: N steps,
     re-noising at the N - 1 times ``sampling.cd.tau.s<N>`` (none for N = 1)."""
     from trilemma.diffusion.consistency import ConsistencyFunction
     from trilemma.sampling.consistency import check_taus, sample_consistency
     if info.get("method") != "cd":
         raise ConfigError(f"sampler spec {spec.spec!r} needs a consistency model, not {info.get('name')!r}")
-    taus = [] if spec.steps == 1 else cfg["sampling"]["cd"]["tau"].get(f"s{spec.steps}")
+    taus = [] if spec.steps == 1 else sampling.cd.tau.get(f"s{spec.steps}")
     if taus is None or len(taus) != spec.steps - 1:
         raise ConfigError(f"sampler spec {spec.spec!r} needs sampling.cd.tau.s{spec.steps}: {spec.steps - 1} times")
     check_taus(taus, info["t_min"])
@@ -79,13 +80,13 @@ def consistency(spec, denoiser, cfg, info, classifier=None):
         f, x, taus, cond=cond, generator=generator, callback=callback)
 
 
-def pf_ode(spec, denoiser, cfg, info=None, classifier=None):
+def pf_ode(spec, denoiser, sampling, info=None, classifier=None):
     from trilemma.sampling.pf_ode import sample_pf_ode_adaptive, sample_pf_ode_fixed
     _discrete_steps(spec, denoiser)
     if spec.steps is None:
-        ode = cfg["sampling"]["pf_ode"]
+        ode = sampling.pf_ode
         return _no_callback(lambda x, cond, g: sample_pf_ode_adaptive(
-            denoiser, x, method=spec.solver, rtol=ode["rtol"], atol=ode["atol"]))
+            denoiser, x, method=spec.solver, rtol=ode.rtol, atol=ode.atol))
     return _no_callback(lambda x, cond, g: sample_pf_ode_fixed(denoiser, x, steps=spec.steps, solver=spec.solver))
 
 
@@ -98,13 +99,13 @@ def _gan_check(spec, info) -> tuple[int, float]:
     return info["model"]["nz"], info.get("data_units", 1.0)
 
 
-def ddgan(spec, denoiser, cfg, info, classifier=None):
+def ddgan(spec, denoiser, sampling, info, classifier=None):
     from trilemma.sampling.ddgan import sample_ddgan
     nz, units = _gan_check(spec, info)
     return _no_callback(lambda x, cond, g: sample_ddgan(denoiser, x, latent_dim=nz, generator=g, units=units))
 
 
-def gan(spec, denoiser, cfg, info, classifier=None):
+def gan(spec, denoiser, sampling, info, classifier=None):
     from trilemma.sampling.gan import sample_gan
     nz, units = _gan_check(spec, info)
     return _no_callback(lambda x, cond, g: sample_gan(denoiser, x.shape[0], latent_dim=nz, generator=g,
@@ -130,7 +131,7 @@ def _guided_denoiser(spec, denoiser, info, classifier):
     return denoiser
 
 
-def guided(spec, denoiser, cfg, info, classifier=None):
+def guided(spec, denoiser, sampling, info, classifier=None):
     """CFG, classifier guidance and the guided students: N-step DDIM on t_i = i / N."""
     from trilemma.diffusion.continuous import uniform_grid
     from trilemma.sampling.ddim import sample_ddim
@@ -140,7 +141,7 @@ def guided(spec, denoiser, cfg, info, classifier=None):
         denoiser, x, ts, cond=cond, generator=generator, callback=callback)
 
 
-def guided_stochastic(spec, denoiser, cfg, info, classifier=None):
+def guided_stochastic(spec, denoiser, sampling, info, classifier=None):
     from trilemma.sampling.guided_stochastic import sample_guided_stochastic
     denoiser = _guided_denoiser(spec, denoiser, info, classifier)
     return _no_callback(lambda x, cond, g: sample_guided_stochastic(denoiser, x, spec.steps, cond=cond, generator=g))

@@ -4,7 +4,7 @@ An entry is everything the pipeline knows about a sampler, in one place:
 
 - its spec ids: ``pattern`` parses one (into a frozen :class:`SamplerSpec`), ``format`` builds one;
   no other module builds or splits sampler spec strings (:func:`parse`, :func:`spec_id`);
-- ``builder``: the import path of a function ``(spec, denoiser, cfg, info, classifier) -> run`` with
+- ``builder``: the import path of a function ``(spec, denoiser, sampling, info, classifier) -> run`` with
   ``run(x_T, *, cond=None, generator=None, callback=None) -> x_0`` (k-diffusion's sampler signature
   with the grid bound by the builder; :func:`build`);
 - ``nfe``: network evaluations per sample (CFG 2 per step, Heun 2 per step + the final denoising,
@@ -307,10 +307,11 @@ def _methods() -> dict[str, str]:
     return {f: parse(e.example).method for f, e in ENTRIES.items()}
 
 
-def build(spec: SamplerSpec, denoiser, cfg: Mapping[str, Any], info: Mapping | None = None, classifier=None):
-    """``run(x_T, *, cond=None, generator=None, callback=None)`` of this spec on ``denoiser``."""
+def build(spec: SamplerSpec, denoiser, sampling, info: Mapping | None = None, classifier=None):
+    """``run(x_T, *, cond=None, generator=None, callback=None)`` of this spec on ``denoiser``
+    (``sampling``: the config's typed ``sampling`` section)."""
     module, name = spec.entry.builder.split(":")
-    return getattr(importlib.import_module(module), name)(spec, denoiser, cfg, info, classifier)
+    return getattr(importlib.import_module(module), name)(spec, denoiser, sampling, info, classifier)
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(SamplerSpec))

@@ -47,15 +47,15 @@ class SwissRoll(Section):
 
 class FashionMnist(Section):
     source_dir: Annotated[str, Field(min_length=1)] = D("directory holding the four IDX files (Debian's dataset-fashion-mnist)")
-    download: Optional[bool] = D("download the four .gz files from the official mirror when source_dir lacks them", None)
-    download_dir: Optional[Annotated[str, Field(min_length=1)]] = D("where downloaded files go (default external/fashion-mnist)", None)
+    download: bool = D("download the four .gz files from the official mirror when source_dir lacks them", False)
+    download_dir: Annotated[str, Field(min_length=1)] = D("where downloaded files go", "external/fashion-mnist")
     mirror: Optional[Annotated[str, Field(min_length=1)]] = D("base URL of the files (default torchvision's FashionMNIST mirror)", None)
 
 
 class Cifar10(Section):
     archive: Annotated[str, Field(min_length=1)] = D("path of cifar-10-python.tar.gz")
     md5: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] = D("md5 of the archive, verified before use")
-    download: Optional[bool] = D("download the archive to `archive` when it is missing", None)
+    download: bool = D("download the archive to `archive` when it is missing", False)
     url: Optional[Annotated[str, Field(min_length=1)]] = D("the archive's URL (default torchvision's CIFAR10.url)", None)
 
 
@@ -319,7 +319,7 @@ class Report(Section):
     scatter_points: PosInt = D("points per panel of the 2-D scatter figures")
     sample_panels: list[str] = D("bank ids shown in samples.png, after the real data")
     fast_sampling: list[str] = D("bank ids: the rows of fast_sampling.md")
-    grid_images: Optional[PosInt] = D("image profiles: images per sample grid", None)
+    grid_images: PosInt = D("image profiles: images per sample grid", 64)
 
 
 # ----------------------------------------------------------------------------- DDGAN and the GAN baselines

@@ -34,11 +34,11 @@ def add_arguments(p):
                    help="also write the headline banks' numbers (report.fast_sampling) to this JSON file")
 
 
-def headline(cfg, df: pd.DataFrame) -> dict:
+def headline(fast_sampling: list[str], df: pd.DataFrame) -> dict:
     """{bank id: {metric: value}} for the banks of ``report.fast_sampling`` (the fast-sampling table's
     rows: each method at its headline setting), in that order; metrics a bank lacks are left out."""
     out = {}
-    for bank in cfg["report"]["fast_sampling"]:
+    for bank in fast_sampling:
         b = paths.Bank.parse(bank)
         row = df[(df["model"] == b.model) & (df["spec"] == b.spec)].iloc[0]
         values = {m: row[m].item() if hasattr(row[m], "item") else row[m] for m in HEADLINE_METRICS}
@@ -47,10 +47,11 @@ def headline(cfg, df: pd.DataFrame) -> dict:
     return out
 
 
-def collect(cfg) -> pd.DataFrame:
+def collect(profile: str, bank_ids: list[str]) -> pd.DataFrame:
+    """metrics.csv: one row per bank of the DAG (``dag.bank_ids``), our columns first."""
     rows = []
-    for bank in dag.bank_ids(cfg):
-        rows.append(load_json(paths.Bank.parse(bank).path(paths.BANK_METRICS, cfg["profile"])))
+    for bank in bank_ids:
+        rows.append(load_json(paths.Bank.parse(bank).path(paths.BANK_METRICS, profile)))
     df = pd.DataFrame(rows)
     for col in COLUMNS:
         if col not in df:
@@ -59,12 +60,12 @@ def collect(cfg) -> pd.DataFrame:
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    df = collect(cfg)
+    cfg = config.load_typed(args.profile)
+    df = collect(cfg.profile, dag.bank_ids(cfg.plain()))   # the DAG reads the plain values
     df.to_csv(args.out, index=False, float_format="%.6g")
     print(f"wrote {args.out}: {len(df)} rows")
     if args.headline:
         with open(args.headline, "w") as fh:
-            json.dump(headline(cfg, df), fh, indent=1)
+            json.dump(headline(cfg.report.fast_sampling, df), fh, indent=1)
             fh.write("\n")
         print(f"wrote {args.headline}")

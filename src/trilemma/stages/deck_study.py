@@ -35,8 +35,8 @@ def add_arguments(p):
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    torch.set_num_threads(cfg["timing"]["threads"])
+    cfg = config.load_typed(args.profile)
+    torch.set_num_threads(cfg.timing.threads)
     data, meta = load_tensors(args.data)
     Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     text = globals()[args.study](cfg, data, meta, Path(args.models), args.figure)
@@ -58,7 +58,7 @@ def _held_out(data, meta, n: int) -> torch.Tensor:
 
 
 def _generator(cfg, study: str) -> torch.Generator:
-    return torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + STUDIES.index(study))
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + STUDIES.index(study))
 
 
 def _modes(data, meta):
@@ -76,46 +76,46 @@ def _load(model_dir: Path):
 
 def inversion(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.deck import ddim_map
-    c = cfg["deck"]["inversion"]
-    x_0 = _held_out(data, meta, c["num_points"])
+    c = cfg.deck.inversion
+    x_0 = _held_out(data, meta, c.num_points)
     teacher = _teacher(models)
-    rows = [(dag.TEACHER, teacher, c["steps"])]
+    rows = [(dag.TEACHER, teacher, c.steps)]
     oracle = ddim_map.oracle_of(data, meta, teacher.schedule)
     if oracle is not None:
-        rows.append(("exact denoiser (oracle)", oracle, c["steps"]))
+        rows.append(("exact denoiser (oracle)", oracle, c.steps))
     means = _modes(data, meta)
     table = ddim_map.inversion_table(rows, x_0, means)
-    students = dag_deck.inversion_students(cfg)
+    students = dag_deck.inversion_students(cfg.plain())
     pd_teacher = _load(models / dag.PD_TEACHER) if students else None
     chain = ddim_map.inversion_table([(dag.student(n), _load(models / dag.student(n)), [n]) for n in students]
                                      + ([(f"{dag.PD_TEACHER} (DDIM)", pd_teacher, students)] if students else []), x_0, means)
-    first = min(c["steps"])
+    first = min(c.steps)
     _, recon = ddim_map.reconstruct_ddim(teacher, x_0, ddim_map.grid(teacher, first))
     show.inversion_figure(table, chain, _held_out(data, meta, len(data["eval"])).cpu(), recon.cpu(), figure,
-                          dpi=cfg["report"]["dpi"], steps=first)
+                          dpi=cfg.report.dpi, steps=first)
     return show.inversion_table(table, chain, x_0.shape[0])
 
 
 def consistency(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.deck import ddim_map
-    c = cfg["deck"]["consistency"]
-    x_T = torch.randn((c["num_points"], *data["eval"].shape[1:]), generator=_generator(cfg, "consistency"))
-    table, decodes = ddim_map.consistency(_teacher(models), x_T.to(_device()), c["steps"], _modes(data, meta))
+    c = cfg.deck.consistency
+    x_T = torch.randn((c.num_points, *data["eval"].shape[1:]), generator=_generator(cfg, "consistency"))
+    table, decodes = ddim_map.consistency(_teacher(models), x_T.to(_device()), c.steps, _modes(data, meta))
     show.consistency_figure(_held_out(data, meta, len(data["eval"])).cpu(), {s: x.cpu() for s, x in decodes.items()},
-                            figure, dpi=cfg["report"]["dpi"], points=c["figure_points"])
-    return show.consistency_table(table, c["num_points"])
+                            figure, dpi=cfg.report.dpi, points=c.figure_points)
+    return show.consistency_table(table, c.num_points)
 
 
 def interpolation(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.deck import ddim_map
-    c = cfg["deck"]["interpolation"]
-    z = torch.randn((2, c["pairs"], *data["eval"].shape[1:]), generator=_generator(cfg, "interpolation")).to(_device())
-    paths = {k: (l.cpu(), x.cpu()) for k, (l, x) in ddim_map.interpolation(_teacher(models), z[0], z[1], c["points"],
-                                                                          c["steps"]).items()}
+    c = cfg.deck.interpolation
+    z = torch.randn((2, c.pairs, *data["eval"].shape[1:]), generator=_generator(cfg, "interpolation")).to(_device())
+    paths = {k: (l.cpu(), x.cpu()) for k, (l, x) in ddim_map.interpolation(_teacher(models), z[0], z[1], c.points,
+                                                                          c.steps).items()}
     norms = ddim_map.norm_profile(paths)
     show.interpolation_figure(_held_out(data, meta, len(data["eval"])).cpu(), paths, norms, figure,
-                              dpi=cfg["report"]["dpi"])
-    return show.interpolation_table(norms, c["pairs"], c["steps"], z[0, 0].numel())
+                              dpi=cfg.report.dpi)
+    return show.interpolation_table(norms, c.pairs, c.steps, z[0, 0].numel())
 
 
 def denoising(cfg, data, meta, models: Path, figure: str) -> str:
@@ -123,14 +123,14 @@ def denoising(cfg, data, meta, models: Path, figure: str) -> str:
     from trilemma.diffusion.oracle import GaussianMixture
     from trilemma.evaluation.features2d import toy_features
     from trilemma.sampling.ddgan import ChainTable
-    c = cfg["deck"]["denoising"]
+    c = cfg.deck.denoising
     mixture = GaussianMixture.from_data(data, meta)
-    phi = toy_features(cfg["evaluation"]["features"], meta["dataset"], meta["params"])
-    generators = dag_deck.denoising_generators(cfg)
+    phi = toy_features(cfg.evaluation.features, meta["dataset"], meta["params"])
+    generators = dag_deck.denoising_generators(cfg.plain())
     teacher_net = load_model(models / dag.TEACHER)[0]
     rows, panels = [], []
-    for T in c["steps"]:
-        schedule = exact.ddgan_schedule_config(cfg["ddgan"]["schedule"], T)
+    for T in c.steps:
+        schedule = exact.ddgan_schedule_config(cfg.ddgan.schedule.plain(), T)
         oracle = exact.exact_chain(mixture, schedule)
         gens = []
         for name in generators.get(T, []):
@@ -139,13 +139,13 @@ def denoising(cfg, data, meta, models: Path, figure: str) -> str:
                 raise config.ConfigError(f"{name} was trained on {info['schedule']}, not {schedule}: re-train it")
             gens.append((den, ChainTable(den.schedule), info["model"]["nz"]))
         teacher = (teacher_net, ChainTable(oracle.schedule))
-        rows.append(exact.distances(oracle, gens, phi, c["num_points"], c["num_samples"], cfg["seed"], teacher))
+        rows.append(exact.distances(oracle, gens, phi, c.num_points, c.num_samples, cfg.seed, teacher))
         g = _generator(cfg, "denoising")   # the same x_0 and noise at every T: x_t at each T's first step
-        for j, x in enumerate(exact.step_points_at(oracle, 0, c["figure_points"], g)):
-            panels.append({"T": T, "draws": exact.draws(oracle, gens[:1], x, 0, c["num_samples"], g, teacher),
+        for j, x in enumerate(exact.step_points_at(oracle, 0, c.figure_points, g)):
+            panels.append({"T": T, "draws": exact.draws(oracle, gens[:1], x, 0, c.num_samples, g, teacher),
                            "title": f"T = {T}, x_t #{j + 1}"})
     import pandas as pd
     rows = pd.concat(rows, ignore_index=True)
-    show.denoising_figure(panels, figure, dpi=cfg["report"]["dpi"])
-    return show.denoising_table(exact.summary(rows), rows, phi.name, c["num_samples"],
+    show.denoising_figure(panels, figure, dpi=cfg.report.dpi)
+    return show.denoising_table(exact.summary(rows), rows, phi.name, c.num_samples,
                                 seeds=len(next(iter(generators.values()), [])))

@@ -17,7 +17,7 @@ an Inception pass per image) and rank 0 gathers them, computes the metrics once 
 metrics stay in one process: they take seconds on 2-D points, less than starting the ranks."""
 from __future__ import annotations
 
-from trilemma import config, dag, modality
+from trilemma import config, modality
 from trilemma.artifacts import ArtifactError, load_tensors, save_json
 
 
@@ -33,13 +33,13 @@ def add_arguments(p):
 def run(args):
     """The bank's row: its sampling metadata and the metrics of the profile's modality
     (:mod:`trilemma.modality`); None from the ranks that do not write."""
-    cfg = config.load(args.profile)
+    cfg = config.load_typed(args.profile)
     mod = modality.of(cfg)
     if mod.image:   # several GPUs extract features (the toy's metrics stay in one process)
         import sys
 
         from trilemma.training.distributed import launch
-        launch(dag.resources(cfg, "evaluate")["gpu"], sys.argv[1:])
+        launch(cfg.resource("evaluate").gpu, sys.argv[1:])
     bank, bmeta = load_tensors(args.bank)
     data, dmeta = load_tensors(args.data)
     if bmeta.get("kind") != "bank":

@@ -62,12 +62,12 @@ def add_arguments(p):
 
 
 def run(args):
-    cfg = config.load(args.profile)
+    cfg = config.load_typed(args.profile)
     kind, n = parse_floor_spec(args.spec)
     data, dmeta = load_tensors(args.data)
     if dmeta.get("kind") != "dataset":
         raise ArtifactError(f"{args.data}: not a dataset artifact")
-    g = torch.Generator().manual_seed(cfg["seed"] * 1000 + 3)   # 1 and 2 are the train and eval draws
+    g = torch.Generator().manual_seed(cfg.seed * 1000 + 3)   # 1 and 2 are the train and eval draws
     if dmeta.get("image"):
         x, y = image_floor(data, kind, n, g)
     elif kind == "fresh":
@@ -77,6 +77,6 @@ def run(args):
     method = floor_method(args.spec)
     meta = {"kind": "bank", "model": "data", "model_method": method, "method": method, "spec": args.spec,
             "sampler": LABELS[kind] if dmeta.get("image") else LABEL, "steps": None, "nfe": 0, "num_samples": n, "time_per_100_s": None,
-            "device": None, "seed": cfg["seed"]}
+            "device": None, "seed": cfg.seed}
     save_tensors(args.out, {"samples": x, "labels": y}, meta)
     print(f"wrote {args.out}: {n} {kind} {'images' if dmeta.get('image') else 'points'} of {dmeta['dataset']}")

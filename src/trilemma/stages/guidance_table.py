@@ -21,9 +21,9 @@ def add_arguments(p):
 def run(args):
     from trilemma.reporting.images import guidance_table
 
-    cfg = config.load(args.profile)
-    df = pd.read_csv(paths.fmt(paths.METRICS_CSV, profile=cfg["profile"]))
+    cfg = config.load_typed(args.profile)
+    df = pd.read_csv(paths.fmt(paths.METRICS_CSV, profile=cfg.profile))
     space = str(df["feature_space"].iloc[0]) if len(df) else "unknown"
-    text = guidance_table(df, cfg["guidance"], space) + "\n"
+    text = guidance_table(df, cfg.guidance, space) + "\n"
     _atomic(args.out, lambda tmp: Path(tmp).write_text(text))
     print(f"wrote {args.out}")

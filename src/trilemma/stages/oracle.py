@@ -19,10 +19,10 @@ def add_arguments(p):
 
 def run(args):
     from trilemma.diffusion.oracle import GaussianMixture, save_oracle
-    cfg = config.load(args.profile)
+    cfg = config.load_typed(args.profile)
     tensors, meta = load_tensors(args.data)
     mixture = GaussianMixture.from_data(tensors, meta)
-    save_oracle(args.out, mixture, cfg["teacher"]["schedule"], meta["dataset"])
+    save_oracle(args.out, mixture, cfg.teacher.schedule.plain(), meta["dataset"])
     line = {"kind": "oracle", "dataset": meta["dataset"], "components": int(mixture.means.shape[0]),
             "classes": mixture.num_classes, "std": mixture.std}
     _atomic(Path(args.out).with_name("train_log.jsonl"), lambda tmp: Path(tmp).write_text(json.dumps(line) + "\n"))

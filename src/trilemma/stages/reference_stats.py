@@ -17,16 +17,16 @@ def add_arguments(p):
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    ev, evi = cfg["evaluation"], cfg["evaluation"]["images"]
-    spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg["profile"]))
+    cfg = config.load_typed(args.profile)
+    ev, evi = cfg.evaluation, cfg.evaluation.images
+    spec = extractor_spec(evi, paths.fmt(paths.FEATURE_NET_DIR, profile=cfg.profile))
     data, dmeta = load_tensors(args.data)
-    images = data[evi["reference"]]
+    images = data[evi.reference]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    features = extract(spec, images, evi["batch_size"], device)
-    tensors = reference_tensors(features, spec, ev["max_prc_samples"], cfg["seed"])
-    meta = {"kind": "reference", "dataset": dmeta["dataset"], "split": evi["reference"],
+    features = extract(spec, images, evi.batch_size, device)
+    tensors = reference_tensors(features, spec, ev.max_prc_samples, cfg.seed)
+    meta = {"kind": "reference", "dataset": dmeta["dataset"], "split": evi.reference,
             "num_images": int(images.shape[0]), "data_sha256": sha256sum(args.data),
             "extractor": spec["kind"], "extractor_key": spec["key"], "feature_space": spec["feature_space"]}
     save_tensors(args.out, tensors, meta)
-    print(f"wrote {args.out}: {images.shape[0]} {evi['reference']} images, {spec['feature_space']}")
+    print(f"wrote {args.out}: {images.shape[0]} {evi.reference} images, {spec['feature_space']}")

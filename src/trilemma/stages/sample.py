@@ -58,10 +58,11 @@ def parse_spec(spec: str) -> SamplerSpec:
         raise config.ConfigError(f"{exc}; see `trilemma sample --help` for the forms") from None
 
 
-def make_sampler(spec: SamplerSpec, denoiser, cfg: dict, info: dict | None = None, classifier=None):
-    """A function ``run(x_T, generator, cond) -> x_0`` for this spec (``info``: the model's
-    model.json; ``cond``: ``{y, w}`` of a guidance bank, else None): the registry's builder."""
-    run = registry.build(spec, denoiser, cfg, info, classifier)
+def make_sampler(spec: SamplerSpec, denoiser, sampling, info: dict | None = None, classifier=None):
+    """A function ``run(x_T, generator, cond) -> x_0`` for this spec (``sampling``: the config's typed
+    section; ``info``: the model's model.json; ``cond``: ``{y, w}`` of a guidance bank, else None):
+    the registry's builder."""
+    run = registry.build(spec, denoiser, sampling, info, classifier)
     return lambda x, g, cond=None: run(x, cond=cond, generator=g)
 
 
@@ -74,11 +75,11 @@ def add_arguments(p):
 
 
 def run(args):
-    cfg = config.load(args.profile)
+    cfg = config.load_typed(args.profile)
     spec = parse_spec(args.spec)
-    launch(dag.resources(cfg, "sample")["gpu"], sys.argv[1:])
+    launch(cfg.resource("sample").gpu, sys.argv[1:])
     ctx = context()
-    torch.set_num_threads(cfg["timing"]["threads"])
+    torch.set_num_threads(cfg.timing.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     denoiser, info = load_denoiser(args.model_dir)
     counters = [CountNFE(denoiser.to(device))]
@@ -89,36 +90,36 @@ def run(args):
         classifier, classifier_info = load_network(args.classifier_dir)
         counters.append(CountCalls(classifier.to(device)))
         classes = classifier_info["out_dim"]   # one logit per class; the guided model may be unconditional
-    sampler = make_sampler(spec, counters[0], cfg, info, classifier=counters[-1] if args.classifier_dir else None)
-    n, bs, dim = cfg["sampling"]["num_samples"], cfg["sampling"]["batch_size"], info["data_dim"]
+    sampler = make_sampler(spec, counters[0], cfg.sampling, info, classifier=counters[-1] if args.classifier_dir else None)
+    n, bs, dim = cfg.sampling.num_samples, cfg.sampling.batch_size, info["data_dim"]
     shape = (dim,) if isinstance(dim, int) else tuple(dim)   # 2-D points: (2,); images: (C, H, W)
     if info["method"] in ("pd", "pd_teacher", "cd"):  # the distillation banks (dag.is_distill_bank)
-        n = cfg["distill"]["eval"]["num_samples"]
+        n = cfg.distill.eval.num_samples
     labels = None
     if spec.w is not None:  # guidance banks (dag.guided_bank_ids): balanced labels 0, 1, ..., C-1, 0, ...
-        n = cfg["guidance"]["eval"]["num_samples"]
+        n = cfg.guidance.eval.num_samples
         labels = balanced_labels(n, classes, device)
     cond_of = (lambda lo, hi: None) if labels is None else (lambda lo, hi: {"y": labels[lo:hi], "w": spec.w})
     mine = ctx.batch_slice(n, bs)
     batches = tqdm(range(mine.start, mine.stop, bs), desc=f"sample {spec.spec}", unit="batch",
                    disable=args.no_progress or not ctx.is_main)
-    parts = ctx.gather(draw(sampler, counters, batches, n, bs, shape, cfg["seed"], device, cond_of))
+    parts = ctx.gather(draw(sampler, counters, batches, n, bs, shape, cfg.seed, device, cond_of))
     shutdown()
     if parts is None:   # not rank 0
         return
     samples = torch.cat([x for chunks, _ in parts for x in chunks])
     nfe = max((nfe for _, nfe in parts if nfe is not None), default=None)
-    tm = cfg["timing"]
-    g = torch.Generator(device).manual_seed(cfg["seed"])
-    x_100 = torch.randn((tm["batch"], *shape), generator=g, device=device)
-    cond_100 = None if labels is None else {"y": balanced_labels(tm["batch"], classes, device),
+    tm = cfg.timing
+    g = torch.Generator(device).manual_seed(cfg.seed)
+    x_100 = torch.randn((tm.batch, *shape), generator=g, device=device)
+    cond_100 = None if labels is None else {"y": balanced_labels(tm.batch, classes, device),
                                             "w": spec.w}
-    timing = time_per_batch(lambda: sampler(x_100, g, cond_100), device=device, repeats=tm["repeats"],
-                            warmup=tm["warmup"])
+    timing = time_per_batch(lambda: sampler(x_100, g, cond_100), device=device, repeats=tm.repeats,
+                            warmup=tm.warmup)
     meta = {"kind": "bank", "model": info["name"], "model_method": info["method"], **asdict(spec),
             "sampler": spec.label, "nfe": nfe, "num_samples": n,
-            "time_per_100_s": timing["median_s"] * 100 / tm["batch"], "timing": timing,
-            "device": timing["device"], "seed": cfg["seed"], "round": info.get("round"),
+            "time_per_100_s": timing["median_s"] * 100 / tm.batch, "timing": timing,
+            "device": timing["device"], "seed": cfg.seed, "round": info.get("round"),
             "train_seed": info.get("seed"), **bank_columns(info)}
     save_tensors(args.out, {"samples": samples, **({} if labels is None else {"labels": labels.cpu()})}, meta)
     print(f"wrote {args.out}: {n} samples, NFE {nfe}, {meta['time_per_100_s']:.4f} s / 100 samples")
