@@ -10,6 +10,7 @@ before the stages read typed sections (main at 66bb101, where they read ``config
 ``python tests/test_typed_stages.py --write`` takes them again.  The students' fingerprints hold
 their teachers' weight digests, so the initial weights (network construction and seeding) are
 checked too."""
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -17,11 +18,12 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from conftest import copy_repo
+from conftest import REPO, copy_repo
 from test_runner import PROFILES, job_ids, training_jobs, untrained
 from trilemma import cli, config, dag
 from trilemma.stages import consistency, distill, guided_stage1
 from trilemma.training import runner
+from trilemma.training.loop import LoopConfig
 
 GOLDEN = Path(__file__).parent / "golden" / "typed_stages.json"
 FINGERPRINT = runner.fingerprint
@@ -34,6 +36,11 @@ def content_digest(path) -> str:
     metadata in a random key order)."""
     with safe_open(str(path), "pt") as f:
         return f.metadata()["sha256"]
+
+
+def written(model_json: dict) -> str:
+    """model.json's text as ``artifacts.save_json`` writes it."""
+    return json.dumps(model_json, indent=2, sort_keys=True) + "\n"
 
 
 def plain(value):
@@ -81,6 +88,26 @@ def capture(repo: Path) -> dict:
         mp.undo()
 
 
+@pytest.mark.parametrize("profile", config.profiles(REPO))
+def test_typed_reads_are_the_dict_reads(profile):
+    """What the stages read by attribute equals what they read from the dict before: every training
+    block's loop (``LoopConfig.from_config``, typed or plain) and every round's ``updates`` and ``lr``
+    (the key ``dag.round_key`` declares in the round's job)."""
+    plain, typed = config.load(profile, root=REPO), config.load_typed(profile, root=REPO)
+    blocks = [("teacher", "train"), ("distill", "teacher", "train"), ("guidance", "teacher", "train"),
+              ("guidance", "stage1", "train"), ("ddgan", "train"), ("feature_net", "train")]
+    for path in [p for p in blocks if p[0] in plain]:
+        block = typed
+        for key in path:
+            block = getattr(block, key)
+        assert LoopConfig.from_config(block) == LoopConfig.from_config(config.section(plain, ".".join(path))), path
+    for chain in dag.CHAIN_PREFIX:
+        for n, field in itertools.product(dag.student_steps(plain, chain), ("updates", "lr")):
+            want = config.section(plain, dag.round_key(plain, field, n, chain))
+            got = getattr(typed, chain).rounds.round_value(field, n)
+            assert (got, type(got)) == (want, type(want)), (chain, n, field)
+
+
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory):
     return capture(copy_repo(tmp_path_factory.mktemp("typed") / "repo"))
@@ -96,7 +123,7 @@ def test_fingerprint_and_model_json_unchanged(captured, profile, name):
     want, got = json.loads(GOLDEN.read_text())[profile][name], captured[profile][name]
     assert got["what"] == want["what"]
     assert got["fingerprint"] == want["fingerprint"]
-    assert json.dumps(got["model_json"], indent=2, sort_keys=True) == json.dumps(want["model_json"], indent=2, sort_keys=True)
+    assert written(got["model_json"]) == written(want["model_json"])   # the bytes save_json writes
     assert got.get("summary") == want.get("summary")
 
 
