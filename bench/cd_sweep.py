@@ -25,7 +25,7 @@ from trilemma.diffusion.denoiser import Denoiser
 from trilemma.evaluation.features2d import toy_features
 from trilemma.evaluation.panel import point_panel
 from trilemma.sampling import registry
-from trilemma.schema.models import Evaluation, Sampling
+from trilemma.schema.models import Consistency, Evaluation, Sampling
 from trilemma.stages.consistency import loop_config
 from trilemma.training.loop import train
 from trilemma.training.tasks.consistency import ConsistencyDistillTask
@@ -62,10 +62,11 @@ def main():
                     cd["train"]["updates"] = args.updates
                 torch.manual_seed(cfg["seed"])
                 net = copy.deepcopy(teacher.net).requires_grad_(True).train()
+                swept = Consistency.model_validate(cd)   # the section with the swept keys, validated
                 task = ConsistencyDistillTask(Denoiser(net, teacher.schedule, teacher.parameterization), teacher,
-                                              data["train"], cd)
+                                              data["train"], swept)
                 tmp = Path(tempfile.mkdtemp())
-                final = train(task, loop_config(cd), seed=cfg["seed"], resume_dir=tmp, fingerprint="sweep",
+                final = train(task, loop_config(swept), seed=cfg["seed"], resume_dir=tmp, fingerprint="sweep",
                               progress=False, desc="cd sweep")
                 tag = f"lr{lr:g}_N{points}_mu{mu:g}"
                 if args.log:

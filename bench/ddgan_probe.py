@@ -12,6 +12,7 @@ from trilemma.config import deep_merge
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.evaluation.toy import mode_metrics
 from trilemma.sampling.ddgan import ChainTable, q_sample_pairs, sample_ddgan
+from trilemma.schema.models import Ddgan
 from trilemma.stages.train_gan import build_task, data_units, ddgan_schedule
 from trilemma.training.loop import LoopConfig, train
 
@@ -41,6 +42,7 @@ for kv in a.set:
         except ValueError:
             pass
     node[last] = val
+sec = Ddgan.model_validate(sec)   # the section with the overrides, validated: what the pipeline's code reads
 tensors, meta = load_tensors(a.data)
 torch.manual_seed(a.seed)
 units = data_units(sec, meta)   # the recipe's units: G sees k x, its outputs are divided by k
@@ -66,7 +68,7 @@ if a.track:
     _ph.loss_fn = _tracked
 c0 = time.process_time(); w0 = time.perf_counter()
 with tempfile.TemporaryDirectory() as d:
-    final = train(task, LoopConfig.from_config(sec["train"]), seed=a.seed, resume_dir=d,
+    final = train(task, LoopConfig.from_config(sec.train), seed=a.seed, resume_dir=d,
                   fingerprint="x", progress=False)
 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
 G = task.modules["G"]; raw = {k: v.clone() for k, v in G.state_dict().items()}
@@ -105,4 +107,4 @@ for which, weights in (("ema", final["G"]), ("raw", raw)):
     print(json.dumps(res)); sys.stdout.flush()
     open(a.out, "a").write(json.dumps(res) + "\n")
 if a.save:
-    torch.save({"G": final["G"], "G_raw": raw, "D": task.modules["D"].state_dict(), "sec": sec}, a.save)
+    torch.save({"G": final["G"], "G_raw": raw, "D": task.modules["D"].state_dict(), "sec": sec.plain()}, a.save)

@@ -49,7 +49,7 @@ from trilemma.evaluation.panel import point_panel
 from trilemma.models.gan import OneShot
 from trilemma.sampling.ddgan import sample_ddgan
 from trilemma.sampling.gan import sample_gan
-from trilemma.schema.models import Data, Evaluation, Sampling
+from trilemma.schema.models import Data, Ddgan, Evaluation, Sampling, Teacher
 from trilemma.stages.train_gan import build_task, data_units, ddgan_schedule
 from trilemma.training.loop import LoopConfig, train
 
@@ -104,18 +104,19 @@ def teacher_bank(variant: str, cfg: dict) -> dict:
     from trilemma.sampling.common import CountNFE
     from trilemma.stages.sample import draw, make_sampler, parse_spec
     from trilemma.training.tasks.ddpm import DDPMTask
-    section = cfg["teacher"]
+    section = Teacher.model_validate(cfg["teacher"])
+    model, schedule = section.model.plain(), section.schedule.plain()
     tensors, meta = dataset(variant, cfg["data"])
     torch.manual_seed(cfg["seed"])
-    net = build_model(section["model"], meta["data_dim"])
-    task = DDPMTask(net, DiscreteSchedule.from_config(section["schedule"]), tensors["train"], section["train"])
+    net = build_model(model, meta["data_dim"])
+    task = DDPMTask(net, DiscreteSchedule.from_config(schedule), tensors["train"], section.train)
     c0 = time.process_time()
     with tempfile.TemporaryDirectory() as d:
-        final = train(task, LoopConfig.from_config(section["train"]), seed=cfg["seed"], resume_dir=f"{d}/resume",
+        final = train(task, LoopConfig.from_config(section.train), seed=cfg["seed"], resume_dir=f"{d}/resume",
                       fingerprint="bench", progress=False)
         cpu = time.process_time() - c0
         save_model(f"{d}/model.safetensors", final["net"], {
-            "name": "teacher_ddpm", "method": "ddpm", "model": section["model"], "schedule": section["schedule"],
+            "name": "teacher_ddpm", "method": "ddpm", "model": model, "schedule": schedule,
             "parameterization": "eps", "data_dim": meta["data_dim"], "dataset": meta["dataset"]})
         denoiser, info = load_model(d)
     counter = CountNFE(denoiser)
@@ -156,6 +157,15 @@ def overrides(pairs: list[str]) -> dict:
     return out
 
 
+def typed(section: dict, r1: float | None = None) -> Ddgan:
+    """The ddgan section as the pipeline's code reads it (validated), with R1 weight ``r1`` where given
+    (:func:`r1_gamma`) and without the candidate key ``train.r1_width_ref`` (not a key of the config)."""
+    train = {k: v for k, v in section["train"].items() if k != "r1_width_ref"}
+    if r1 is not None:
+        train["r1_gamma"] = r1
+    return Ddgan.model_validate({**section, "train": train})
+
+
 def r1_gamma(section: dict, meta: dict, units: float) -> float:
     """The R1 weight of a run: ``train.r1_gamma``, or with the candidate key ``train.r1_width_ref`` (not a
     key of the pipeline's config: measured here and not adopted) ``r1_gamma`` x (w / r1_width_ref)^2,
@@ -179,16 +189,16 @@ def chain_steps(method: str, section: dict) -> int:
 def run_one(variant, recipe, method, seed, cfg) -> dict:
     section = section_for(recipe, cfg["ddgan"])
     tensors, meta = dataset(variant, cfg["data"])
-    units = 1.0 if recipe == "fixed-units" else data_units(section, meta)
+    units = 1.0 if recipe == "fixed-units" else data_units(typed(section), meta)
     steps = chain_steps(method, section)
     torch.manual_seed(seed)
     r1 = r1_gamma(section, meta, units)
+    ddgan = typed(section, r1)
     kind = "ddgan" if method.startswith("ddgan") else method
-    task, _ = build_task(kind, steps, config.deep_merge(section, {"train": {"r1_gamma": r1}}), tensors["train"],
-                         meta["data_dim"], units)
+    task, _ = build_task(kind, steps, ddgan, tensors["train"], meta["data_dim"], units)
     c0 = time.process_time()
     with tempfile.TemporaryDirectory() as d:
-        final = train(task, LoopConfig.from_config(section["train"]), seed=seed, resume_dir=d,
+        final = train(task, LoopConfig.from_config(ddgan.train), seed=seed, resume_dir=d,
                       fingerprint="bench", progress=False)
     cpu = time.process_time() - c0
     G = task.modules["G"]
@@ -196,7 +206,7 @@ def run_one(variant, recipe, method, seed, cfg) -> dict:
     G.eval()
     g = torch.Generator().manual_seed(1234)
     if method.startswith("ddgan"):
-        den = Denoiser(G, DiscreteSchedule.from_config(ddgan_schedule(section, steps)), "x")
+        den = Denoiser(G, DiscreteSchedule.from_config(ddgan_schedule(ddgan, steps)), "x")
         x = sample_ddgan(den, torch.randn((NUM_SAMPLES, 2), generator=g), latent_dim=G.nz, generator=g, units=units)
     else:
         x = sample_gan(OneShot(G), NUM_SAMPLES, latent_dim=G.nz, generator=g, units=units)

@@ -32,7 +32,7 @@ from trilemma.modality import Images
 from trilemma.models.classifier import build_classifier
 from trilemma.models.unet import build_unet
 from trilemma.sampling.ddim import sample_ddim
-from trilemma.schema.models import Data, Evaluation, ImageData, ImageEvaluation
+from trilemma.schema.models import Data, Evaluation, ImageData, ImageEvaluation, Train
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.classifier import ClassifierTask, accuracy
 from trilemma.training.tasks.ddpm import DDPMTask
@@ -76,9 +76,16 @@ def throughput(device, *, steps: int, warmup: int, batch: int = 128) -> dict:
     return out
 
 
-def loop_train(task, samples: int, batch: int, lr_cfg: dict, tmp: Path, name: str) -> dict:
-    cfg = {"samples": samples, "batch_size": batch, "checkpoint_every": 10 ** 9, "log_every": 100, **lr_cfg}
-    return train(task, LoopConfig.from_config(cfg), seed=0, resume_dir=tmp / name, fingerprint=name,
+def train_block(samples: int, batch: int, **values) -> Train:
+    """A training block of the config models (what the tasks and the loop read): ``values`` over no
+    warm-up, a constant LR, no weight decay, no EMA, no clipping; no checkpoint before the end."""
+    return Train.model_validate({"samples": samples, "batch_size": batch, "warmup_samples": 0,
+                                 "lr_schedule": "constant", "min_lr_ratio": 0.0, "weight_decay": 0.0, "ema_decay": 0.0,
+                                 "grad_clip": None, "checkpoint_every": 10 ** 9, "log_every": 100, **values})
+
+
+def loop_train(task, block: Train, tmp: Path, name: str) -> dict:
+    return train(task, LoopConfig.from_config(block), seed=0, resume_dir=tmp / name, fingerprint=name,
                  progress=False, desc=name)
 
 
@@ -87,9 +94,8 @@ def fashion(device, data, *, teacher_seconds: float, num_samples: int, tmp: Path
     fn_model = {"channels": [16, 32, 64], "features": 128, "dropout": 0.1}
     images = Images()   # the image modality: networks on the device, uint8 batches scaled (and flipped)
     clf = images.place(build_classifier(fn_model, 1, 10))
-    fn_train = {"batch_size": 256, "lr": 3e-3, "lr_schedule": "cosine", "ema_decay": 0.99, "hflip": True}
-    final = loop_train(images.batches(ClassifierTask(clf, x, y, fn_train), hflip=True), 512 if smoke else 600_000, 256,
-                       fn_train, tmp, "fn")
+    fn_train = train_block(512 if smoke else 600_000, 256, lr=3e-3, lr_schedule="cosine", ema_decay=0.99, hflip=True)
+    final = loop_train(images.batches(ClassifierTask(clf, x, y, fn_train), hflip=True), fn_train, tmp, "fn")
     clf.load_state_dict(final["net"])
     acc = accuracy(clf, data["eval"], data["eval_labels"])
     save_model(tmp / "fn" / "model.safetensors", final["net"],
@@ -98,16 +104,16 @@ def fashion(device, data, *, teacher_seconds: float, num_samples: int, tmp: Path
     net = images.place(build_unet({"unet": {"preset": "fashion"}}, [1, 28, 28]))
     sched = DiscreteSchedule.from_config(SCHEDULE)
     b = 8 if smoke else 128                            # smoke: the paths at CPU-sized batches
-    t_cfg = {"batch_size": b, "lr": 2e-4, "warmup_samples": b * 500, "ema_decay": 0.999, "grad_clip": 1.0}
-    task = images.batches(DDPMTask(net, sched, x, t_cfg))
+    t_cfg = {"lr": 2e-4, "warmup_samples": b * 500, "ema_decay": 0.999, "grad_clip": 1.0}
     # measure steps/s for 30 s, then train for the remaining budget (one run of the loop per phase)
     t0 = time.perf_counter()
-    probe = b * (4 if smoke else 300)
-    loop_train(task, probe, b, t_cfg, tmp, "probe")
-    rate = probe / (time.perf_counter() - t0)
-    samples = b * 4 if smoke else int(rate * teacher_seconds) // b * b
+    probe = train_block(b * (4 if smoke else 300), b, **t_cfg)
+    loop_train(images.batches(DDPMTask(net, sched, x, probe)), probe, tmp, "probe")
+    rate = probe.samples / (time.perf_counter() - t0)
+    teacher = train_block(b * 4 if smoke else int(rate * teacher_seconds) // b * b, b, **t_cfg)
+    samples = teacher.samples
     t0 = time.perf_counter()
-    final = loop_train(images.batches(DDPMTask(net, sched, x, t_cfg)), samples, b, t_cfg, tmp, "teacher")
+    final = loop_train(images.batches(DDPMTask(net, sched, x, teacher)), teacher, tmp, "teacher")
     train_s = time.perf_counter() - t0
     net.load_state_dict(final["net"])
     den = Denoiser(net.eval(), sched, "eps")

@@ -27,6 +27,7 @@ from trilemma import config
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.models.ddgan_images import build_discriminator, build_generator
+from trilemma.schema.models import Config
 from trilemma.stages.train_gan import ddgan_schedule
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.distill import DistillTask
@@ -35,31 +36,32 @@ from trilemma.training.tasks.images import ImageBatches, on_device, without_drop
 from trilemma.training.tasks.pd_teacher import pd_teacher_setup
 
 
-def tasks(cfg: dict, x0: torch.Tensor, device) -> dict:
+def tasks(cfg: Config, x0: torch.Tensor, device) -> dict:
     """name -> a function building (task, batch size) with its networks on ``device``."""
     meta = {"data_dim": list(x0.shape[1:])}
 
     def teacher():
-        _, task, _ = pd_teacher_setup(cfg, {"train": x0}, meta)
+        _, _, task, _ = pd_teacher_setup(cfg, {"train": x0}, meta)
         on_device(task.denoiser.net, device)
         return ImageBatches(task), task.batch_size
 
     def pd_round():
-        _, t, _ = pd_teacher_setup(cfg, {"train": x0}, meta)
+        _, _, t, _ = pd_teacher_setup(cfg, {"train": x0}, meta)
         teacher_den = Denoiser(on_device(t.denoiser.net.eval(), device), t.denoiser.schedule, t.denoiser.parameterization)
         net = on_device(without_dropout(copy.deepcopy(t.denoiser.net).train()), device)
         student = Denoiser(net, teacher_den.schedule, teacher_den.parameterization)
-        r = cfg["distill"]["rounds"]
-        task = DistillTask(student, teacher_den, x0, {**r, "lr": 5e-5}, 4, cfg["distill"]["teacher"]["weighting"])
-        return ImageBatches(task), r["batch_size"]
+        r = cfg.distill.rounds.model_copy(update={"lr": {"default": 5e-5}})
+        task = DistillTask(student, teacher_den, x0, r, 4, cfg.distill.teacher.weighting)
+        return ImageBatches(task), r.batch_size
 
     def ddgan():
-        im, tr = cfg["ddgan"]["image_model"], cfg["ddgan"]["train"]
-        G = on_device(build_generator({"nz": im["nz"], "generator": im["generator"]}, meta["data_dim"]), device)
-        D = on_device(build_discriminator(im["discriminator"], meta["data_dim"]), device)
-        sched = DiscreteSchedule.from_config(ddgan_schedule(cfg["ddgan"], 4))
+        im, tr = cfg.ddgan.image_model, cfg.ddgan.train
+        G = on_device(build_generator({"nz": im.nz, "generator": im.generator.plain()}, meta["data_dim"]), device)
+        D = on_device(build_discriminator(im.discriminator.plain(), meta["data_dim"]), device)
+        sched = DiscreteSchedule.from_config(ddgan_schedule(cfg.ddgan, 4))
         h, w = meta["data_dim"][1:]
-        return ImageBatches(DDGANTask(G, D, sched, x0, {**tr, "r1_gamma": tr["r1_gamma"] * h * w})), tr["batch_size"]
+        return ImageBatches(DDGANTask(G, D, sched, x0, tr.model_copy(update={"r1_gamma": tr.r1_gamma * h * w}))), \
+            tr.batch_size
 
     return {"teacher_pd": teacher, "pd_round": pd_round, "ddgan_t4": ddgan}
 
@@ -93,14 +95,14 @@ def main():
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
-    cfg = config.load(args.profile)
+    cfg = config.load_typed(args.profile)
     if args.smoke:   # batches of 4: the paths, not the profile's cost (a CPU step at batch 128 takes minutes)
-        for section in (cfg["distill"]["teacher"]["train"], cfg["distill"]["rounds"], cfg["ddgan"]["train"]):
-            section["batch_size"] = 4
+        for section in (cfg.distill.teacher.train, cfg.distill.rounds, cfg.ddgan.train):
+            section.batch_size = 4
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    shape = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[cfg["data"]["name"]]
-    if cfg["data"].get("image", {}).get("crop"):
-        shape = (shape[0], cfg["data"]["image"]["crop"], cfg["data"]["image"]["crop"])
+    shape = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}[cfg.data.name]
+    if cfg.data.image is not None and cfg.data.image.crop:
+        shape = (shape[0], cfg.data.image.crop, cfg.data.image.crop)
     x0 = torch.randint(0, 256, (512, *shape), dtype=torch.uint8)
     steps, warmup = (2, 1) if args.smoke else (args.steps, 5)
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "profile": args.profile}

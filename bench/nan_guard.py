@@ -30,6 +30,7 @@ from trilemma.data.toy2d import generate
 from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.evaluation.timing import device_name
 from trilemma.models.registry import build_model
+from trilemma.schema.models import Config
 from trilemma.training import loop
 from trilemma.training.tasks.ddpm import DDPMTask
 
@@ -55,32 +56,33 @@ def unguarded_loop() -> types.ModuleType:
     return module
 
 
-def run(module, cfg: dict, train_x: torch.Tensor, steps: int) -> float:
+def run(module, cfg: Config, train_x: torch.Tensor, steps: int) -> float:
     """Seconds to train the teacher for ``steps`` steps with ``module.train``."""
-    section = cfg["teacher"]
+    section = cfg.teacher
     torch.manual_seed(0)
-    net = build_model(section["model"], 2)
-    task = DDPMTask(net, DiscreteSchedule.from_config(section["schedule"]), train_x, section["train"])
-    loop_cfg = module.LoopConfig.from_config({**section["train"], "samples": steps * section["train"]["batch_size"]})
+    net = build_model(section.model.plain(), 2)
+    task = DDPMTask(net, DiscreteSchedule.from_config(section.schedule.plain()), train_x, section.train)
+    block = section.train.model_copy(update={"samples": steps * section.train.batch_size})
+    loop_cfg = module.LoopConfig.from_config(block)
     with tempfile.TemporaryDirectory() as resume:
         t0 = time.perf_counter()
         module.train(task, loop_cfg, seed=0, resume_dir=resume, fingerprint="bench", progress=False)
         return time.perf_counter() - t0
 
 
-def direct_cost_s(cfg: dict, calls: int = 200_000) -> float:
+def direct_cost_s(cfg: Config, calls: int = 200_000) -> float:
     """Seconds per step of the guards themselves: one ``math.isfinite`` per phase (the teacher has one)
     plus the weight check (all parameters) divided by ``checkpoint_every``."""
     value, t0 = 0.123, time.perf_counter()
     for _ in range(calls):
         math.isfinite(value)
     per_loss = (time.perf_counter() - t0) / calls
-    net = build_model(cfg["teacher"]["model"], 2)
+    net = build_model(cfg.teacher.model.plain(), 2)
     t0 = time.perf_counter()
     for _ in range(100):
         all(bool(torch.isfinite(p).all()) for p in net.parameters())
     per_check = (time.perf_counter() - t0) / 100
-    return per_loss + per_check / cfg["teacher"]["train"]["checkpoint_every"]
+    return per_loss + per_check / cfg.teacher.train.checkpoint_every
 
 
 def main():
@@ -90,8 +92,8 @@ def main():
     ap.add_argument("--profile", default="toy")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = config.load(args.profile)
-    tensors, _ = generate(config.load_typed(args.profile).data, seed=0)
+    cfg = config.load_typed(args.profile)
+    tensors, _ = generate(cfg.data, seed=0)
     variants = {"guarded": loop, "unguarded": unguarded_loop()}
     run(loop, cfg, tensors["train"], 20)   # warm-up
     times = {name: [] for name in variants}

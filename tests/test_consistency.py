@@ -17,6 +17,7 @@ from trilemma.diffusion.denoiser import Denoiser
 from trilemma.models.registry import build_model
 from trilemma.sampling.consistency import sample_consistency
 from trilemma.sampling.guidance import CFGDenoiser
+from trilemma.schema.models import Consistency, Rounds, Stage1, Train
 from trilemma.training.bill import with_cumulative
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.consistency import ConsistencyDistillTask
@@ -24,8 +25,10 @@ from trilemma.training.tasks.distill import DistillTask
 from trilemma.training.tasks.guided import GuidedStudentTask
 
 TINY = {"kind": "mlp", "hidden": 32, "depth": 2, "emb_dim": 16}
-CD = {"t_min": 0.002, "points": 6, "target_ema": 0.9, "distance": "l2", "huber_c": 0.00054,
-      "train": {"batch_size": 32, "lr": 1e-3, "ema_decay": 0.0}}
+CD = Consistency.model_validate({
+    "t_min": 0.002, "points": 6, "target_ema": 0.9, "distance": "l2", "huber_c": 0.00054,
+    "train": {"updates": 10, "batch_size": 32, "lr": 1e-3, "ema_decay": 0.0, "grad_clip": None, "checkpoint_every": 10,
+              "log_every": 10}})
 
 
 def _denoiser(seed=0, **model):
@@ -53,12 +56,12 @@ def test_boundary_condition_is_exact_for_any_weights(seed):
     with torch.no_grad():   # any weights: scale them far from the initialisation
         for p in den.net.parameters():
             p.mul_(1 + 10 * seed)
-    f = ConsistencyFunction(den, CD["t_min"])
+    f = ConsistencyFunction(den, CD.t_min)
     z = torch.randn(64, 2, generator=torch.Generator().manual_seed(seed)) * 3
-    alpha, _ = den.schedule.alpha_sigma_float(CD["t_min"])
+    alpha, _ = den.schedule.alpha_sigma_float(CD.t_min)
     expected = z / torch.tensor(alpha, dtype=torch.float64).float()
-    assert torch.equal(f(z, CD["t_min"]), expected)
-    assert torch.equal(f(z, torch.full((64,), CD["t_min"], dtype=torch.float64)), expected)
+    assert torch.equal(f(z, CD.t_min), expected)
+    assert torch.equal(f(z, torch.full((64,), CD.t_min, dtype=torch.float64)), expected)
 
 
 def test_consistency_function_starts_as_the_denoiser():
@@ -72,7 +75,8 @@ def test_consistency_function_starts_as_the_denoiser():
 def test_one_update_moves_the_student_toward_the_teacher_step_target():
     c = torch.tensor([[0.7, -0.4]])
     teacher = PointMass(c)
-    task = ConsistencyDistillTask(_denoiser(4), teacher, c.expand(256, 2).clone(), {**CD, "target_ema": 0.0})
+    task = ConsistencyDistillTask(_denoiser(4), teacher, c.expand(256, 2).clone(),
+                                  CD.model_copy(update={"target_ema": 0.0}))
     gen = torch.Generator().manual_seed(0)
     z, t_hi, t_lo = task.pairs(task.sample_batch(gen)[0], gen)
     target = task.target(z, t_hi, t_lo)
@@ -115,14 +119,16 @@ def test_bill_counts_teacher_calls_exactly(tmp_path):
     teacher = PointMass(torch.zeros(1, 2))
     cases.append((ConsistencyDistillTask(_denoiser(), teacher, x0, CD), teacher, 1))
     teacher = PointMass(torch.zeros(1, 2))
-    cases.append((DistillTask(_denoiser(), teacher, x0, {"batch_size": 32, "lr": 1e-3}, 2, "snr_trunc"), teacher, 2))
+    cases.append((DistillTask(_denoiser(), teacher, x0, Rounds.model_construct(batch_size=32, lr={"default": 1e-3}), 2,
+                                "snr_trunc"), teacher, 2))
     labelled = _denoiser(num_classes=3)
     guided = CFGDenoiser(copy.deepcopy(labelled), 3)
     counted = guided.denoiser
     calls = {"n": 0}
     counted.register_forward_pre_hook(lambda m, args: calls.__setitem__("n", calls["n"] + args[0].shape[0]))
     task = GuidedStudentTask(_denoiser(num_classes=3, w_emb_dim=4), guided, x0, torch.arange(500) % 3,
-                             {"batch_size": 32, "lr": 1e-3}, (0.0, 2.0), "snr_trunc")
+                             Stage1.model_construct(w_min=0.0, w_max=2.0, w_ends=0.0,
+                                                    train=Train.model_construct(batch_size=32, lr=1e-3)), "snr_trunc")
     for i, (task_i, teacher_i, per_example) in enumerate(cases):
         train(task_i, _loop(7), seed=0, resume_dir=tmp_path / str(i), fingerprint="b", progress=False)
         assert task_i.bill["teacher_evals"] == teacher_i.calls == per_example * 32 * 7
@@ -165,7 +171,7 @@ def test_killed_cd_run_resumes_to_the_same_weights_and_bill(tmp_path):
 
 def test_one_step_sampling_is_f_at_t_equals_one_and_steps_renoise():
     den = _denoiser(8)
-    f = ConsistencyFunction(den, CD["t_min"])
+    f = ConsistencyFunction(den, CD.t_min)
     x_T = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
     assert torch.equal(sample_consistency(f, x_T, []), f(x_T, 1.0))
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)

@@ -15,6 +15,7 @@ from trilemma.models.gan import (DDGANDiscriminator, DDGANGenerator, FCNet, GAND
 from trilemma.sampling.common import CountNFE
 from trilemma.sampling.ddgan import ChainTable, posterior_sample, q_sample_pairs, sample_ddgan
 from trilemma.sampling.gan import sample_gan
+from trilemma.schema.models import Baselines, Ddgan, GanModel, GanTrain, VpSchedule, WganGp
 from trilemma.training.loop import LoopConfig, Phase, train
 from trilemma.training.tasks.gan import DDGANTask, GANTask, WGANGPTask
 
@@ -107,7 +108,8 @@ def tiny_data(n=512):
     return torch.randint(-1, 2, (n, 2), generator=g).float() + 0.05 * torch.randn(n, 2, generator=g)
 
 
-TRAIN = dict(batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=[0.5, 0.9], r1_gamma=0.05, lazy_reg=4)
+TRAIN = GanTrain.model_construct(batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=[0.5, 0.9], r1_gamma=0.05, lazy_reg=4)
+WGAN = WganGp.model_validate({"gp_weight": 0.1, "n_critic": 3, "lr": 1e-3, "betas": [0.5, 0.9]})
 
 
 def make_task(kind):
@@ -118,7 +120,7 @@ def make_task(kind):
     G, D = GANGenerator(2, 2, 16, 2), GANDiscriminator(2, 16, 2)
     if kind == "gan":
         return GANTask(G, D, tiny_data(), TRAIN)
-    return WGANGPTask(G, D, tiny_data(), TRAIN, {"gp_weight": 0.1, "n_critic": 3, "lr": 1e-3, "betas": [0.5, 0.9]})
+    return WGANGPTask(G, D, tiny_data(), TRAIN, WGAN)
 
 
 def test_fourier_features_are_nerf_octaves():
@@ -185,7 +187,7 @@ def test_t0_share_draws_the_last_step_with_its_probability(share):
     indices uniformly; None keeps the official uniform draw. G's ``fourier`` widens its [x_t, z] input
     as the discriminators' does."""
     task = DDGANTask(DDGANGenerator(2, 2, 16, 2, 8, fourier=3), DDGANDiscriminator(2, 16, 2, 8, fourier=2),
-                     ddgan_schedule(), tiny_data(), {**TRAIN, "t0_share": share})
+                     ddgan_schedule(), tiny_data(), TRAIN.model_copy(update={"t0_share": share}))
     assert task.modules["G"].net.hidden[0].in_features == 4 * 7       # [x_t, z]: 4 coordinates, 3 octaves
     x0 = tiny_data()[:1].expand(40000, -1)
     t, _, _ = task._pairs(x0, torch.Generator().manual_seed(0))
@@ -309,12 +311,13 @@ def test_data_scale_is_the_spread_equivariant_and_recorded_in_the_artifact():
     x = a["train"].double()
     assert math.isclose(meta["scale"], (x - x.mean(0)).pow(2).sum(1).mean().sqrt().item(), rel_tol=1e-12)
     assert math.isclose(data_scale(3 * a["train"]), 3 * meta["scale"], rel_tol=1e-6)
-    section = {"model": {"scale_ref": 2.0}}
+    section = Ddgan.model_construct(model=GanModel.model_construct(scale_ref=2.0))
     units = data_units(section, meta)
     assert torch.equal(a["train"] * units, b["train"] * data_units(section, meta2))
     assert torch.allclose(a["train"] * units, 3 * a["train"] * data_units(section, {"scale": 3 * meta["scale"]}),
                           rtol=1e-6, atol=0)
-    assert data_units({}, meta) == 1.0 and data_units(section, {"data_dim": [1, 28, 28]}) == 1.0  # images
+    assert data_units(Ddgan.model_construct(), meta) == 1.0                  # images: no ddgan.model
+    assert data_units(section, {"data_dim": [1, 28, 28]}) == 1.0              # images: no scale in the data
 
 
 def test_default_toy_is_in_units_one_and_scale_ref_is_a_declared_gan_param():
@@ -326,8 +329,9 @@ def test_default_toy_is_in_units_one_and_scale_ref_is_a_declared_gan_param():
     from trilemma.data.toy2d import generate
     from trilemma.stages.train_gan import data_units
     cfg = config.load(root=REPO)
-    _, meta = generate(config.load_typed(root=REPO).data, cfg["seed"])
-    assert data_units(cfg["ddgan"], meta) == 1.0
+    typed = config.load_typed(root=REPO)
+    _, meta = generate(typed.data, cfg["seed"])
+    assert data_units(typed.ddgan, meta) == 1.0
     readers = {j.name for j in dag.jobs(cfg) if "ddgan.model" in j.params}
     gan_trains = {j.name for j in dag.gan_train_jobs(cfg, "data")}
     assert readers == gan_trains and len(readers) == 4 * 3 + 2 * 3   # T ablation x 3 seeds, 2 baselines x 3
@@ -338,9 +342,10 @@ def test_units_round_trip_through_training_and_samplers(units):
     """The GAN path's task trains on units * x0; both samplers return their chain's output / units: the
     data round-trip is exact for k = 1 and powers of 2, and within one float32 rounding otherwise."""
     from trilemma.stages.train_gan import build_task
-    section = {"model": {"hidden": 8, "layers": 2, "nz": 2, "emb_dim": 4, "d_fourier": 1, "g_fourier": 1},
-               "train": {**TRAIN, "t0_share": 0.5}, "schedule": {"beta_min": 0.1, "beta_max": 20.0},
-               "baselines": {"wgan_gp": {"gp_weight": 0.1, "n_critic": 3, "lr": 1e-3, "betas": [0.5, 0.9]}}}
+    section = Ddgan.model_construct(
+        model=GanModel(hidden=8, layers=2, nz=2, emb_dim=4, d_fourier=1, g_fourier=1),
+        train=TRAIN.model_copy(update={"t0_share": 0.5}), schedule=VpSchedule(beta_min=0.1, beta_max=20.0),
+        baselines=Baselines.model_construct(wgan_gp=WGAN))
     x0 = tiny_data()
     for method in ("ddgan", "gan", "wgan_gp"):
         task, _ = build_task(method, 2, section, x0, 2, units)

@@ -11,6 +11,7 @@ from trilemma.diffusion.continuous import CosineLogSNRSchedule, uniform_grid
 from trilemma.diffusion.denoiser import OUTPUTS, PARAMETERIZATIONS, Denoiser, convert
 from trilemma.models.registry import build_model
 from trilemma.sampling.ddim import ddim_step, sample_ddim
+from trilemma.schema.models import Rounds, Train
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.distill import DistillTask, distillation_target
 from trilemma.training.tasks.pd_teacher import WEIGHTINGS, PDTeacherTask, weighted_loss
@@ -69,7 +70,7 @@ def _teacher(param="x", weighting="snr_trunc", steps=20, seed=0):
     torch.manual_seed(seed)
     x0 = torch.randn(2000, 2, generator=torch.Generator().manual_seed(1)) * 0.3 + torch.tensor([1.0, -0.5])
     den = Denoiser(build_model(TINY, 2, 2 * OUTPUTS[param]), CosineLogSNRSchedule(), param)
-    tr = {"batch_size": 64, "lr": 3e-3}
+    tr = Train.model_construct(batch_size=64, lr=3e-3, weight_decay=0.0)
     return den, x0, PDTeacherTask(den, x0, tr, weighting), LoopConfig(samples=64 * steps, batch_size=64, grad_clip=1.0)
 
 
@@ -107,7 +108,8 @@ def test_one_round_makes_one_student_step_match_two_teacher_steps(tmp_path):
     with torch.no_grad():
         gap_before = _pair_gap(student, teacher, steps, z, i)
     rcfg = LoopConfig(samples=64 * 400, batch_size=64, lr_schedule="linear", grad_clip=1.0, log_every=10)
-    rtask = DistillTask(student, teacher, x0, {"batch_size": 64, "lr": 2e-3}, steps, "snr_trunc")
+    rtask = DistillTask(student, teacher, x0, Rounds.model_construct(batch_size=64, lr={"default": 2e-3}), steps,
+                        "snr_trunc")
     assert rtask.ema_modules == []
     out = train(rtask, rcfg, seed=0, resume_dir=tmp_path / "r", fingerprint="r", progress=False)
     student.net.load_state_dict(out["net"])

@@ -19,6 +19,7 @@ from trilemma.sampling.ddim import sample_ddim
 from trilemma.sampling.guidance import (CFGDenoiser, ClassifierGuidedDenoiser, CountCalls, classifier_grad,
                                         guided_combination)
 from trilemma.sampling.guided_stochastic import renoise, sample_guided_stochastic, stochastic_schedule
+from trilemma.schema.models import GuidedRounds, Stage1, Train
 from trilemma.stages.guided_stage1 import w_student
 from trilemma.stages.sample import balanced_labels, parse_spec
 from trilemma.training.tasks.distill import DistillTask
@@ -176,8 +177,9 @@ def test_stage_one_training_reduces_the_loss():
     g = torch.Generator().manual_seed(0)
     y = torch.randint(0, 3, (512,), generator=g)
     x0 = MU[y] + S * torch.randn(512, 2, generator=g)
-    task = GuidedStudentTask(student, CFGDenoiser(teacher, 3), x0, y, {"batch_size": 256, "lr": 3e-3},
-                             (0.0, 4.0), "snr_trunc")
+    stage1 = Stage1.model_construct(w_min=0.0, w_max=4.0, w_ends=0.0,
+                                    train=Train.model_construct(batch_size=256, lr=3e-3))
+    task = GuidedStudentTask(student, CFGDenoiser(teacher, 3), x0, y, stage1, "snr_trunc")
 
     def loss_at(seed):
         gen = torch.Generator().manual_seed(seed)
@@ -205,7 +207,8 @@ def test_label_dropout_and_w_reach_the_network():
 
     den = Denoiser(Spy(), SCHED, "v")
     y = torch.zeros(20000, dtype=torch.long)
-    task = PDTeacherTask(den, torch.zeros(20000, 2), {"batch_size": 20000, "lr": 1e-3}, "snr", labels=y, p_uncond=0.2)
+    task = PDTeacherTask(den, torch.zeros(20000, 2), Train.model_construct(batch_size=20000, lr=1e-3, weight_decay=0.0),
+                         "snr", labels=y, p_uncond=0.2)
     gen = torch.Generator().manual_seed(0)
     task.loss(task.sample_batch(gen), gen)
     share_null = (seen[-1]["y"] == 3).float().mean().item()
@@ -213,8 +216,8 @@ def test_label_dropout_and_w_reach_the_network():
     # stage two: the same DistillTask, teacher and student both see the example's label and its w
     teacher, student = Denoiser(Spy(), SCHED, "v"), Denoiser(Spy(), SCHED, "v")
     seen.clear()
-    rtask = DistillTask(student, teacher, torch.zeros(64, 2), {"batch_size": 64, "lr": 1e-3}, 4, "snr",
-                        labels=torch.arange(64) % 3, w_range=(1.0, 2.0))
+    rtask = DistillTask(student, teacher, torch.zeros(64, 2), GuidedRounds.model_construct(batch_size=64, lr=1e-3), 4,
+                        "snr", labels=torch.arange(64) % 3, w_range=(1.0, 2.0))
     rtask.loss(rtask.sample_batch(gen), gen)
     assert len(seen) == 3 and all(c is seen[0] for c in seen)            # 2 teacher steps + the student
     assert ((seen[0]["w"] >= 1.0) & (seen[0]["w"] <= 2.0)).all() and seen[0]["w"].std() > 0
@@ -329,7 +332,7 @@ def test_half_grid_targets_for_the_stochastic_sampler():
             return torch.zeros_like(x, requires_grad=True)
 
     task = DistillTask(Denoiser(Spy(), SCHED, "v"), Denoiser(Spy(), SCHED, "v"), torch.zeros(4000, 2),
-                       {"batch_size": 4000, "lr": 1e-3}, N, "snr", half_grid=True)
+                       GuidedRounds.model_construct(batch_size=4000, lr=1e-3), N, "snr", half_grid=True)
     gen = torch.Generator().manual_seed(0)
     task.loss(task.sample_batch(gen), gen)
     times = {round(float(v), 2) for v in seen[-1]}                                # the student's inputs

@@ -16,6 +16,7 @@ from trilemma.diffusion.schedules import DiscreteSchedule
 from trilemma.models.ddgan_images import AdaGN, DDGANImageDiscriminator, build_generator, minibatch_stddev
 from trilemma.models.unet import AttnBlock, build_unet, norm_groups
 from trilemma.sampling.ddgan import sample_ddgan
+from trilemma.schema.models import GanTrain, Rounds, Train
 from trilemma.training.loop import LoopConfig, train
 from trilemma.training.tasks.distill import DistillTask
 from trilemma.training.tasks.gan import DDGANTask
@@ -94,7 +95,7 @@ def test_generator_round_trips_through_model_json_and_samples(tmp_path):
 def test_image_batches_scale_flip_and_pass_the_shard():
     x0 = torch.randint(0, 256, (6, 3, 4, 4), dtype=torch.uint8)
     task = PDTeacherTask(Denoiser(build_unet({"unet": {"preset": "tiny"}}, [3, 4, 4]), CosineLogSNRSchedule(), "v"),
-                         x0, {"batch_size": 5, "lr": 1e-3}, "snr_trunc")
+                         x0, Train.model_construct(batch_size=5, lr=1e-3, weight_decay=0.0), "snr_trunc")
     wrapped = ImageBatches(task, hflip=True)
     x, y = wrapped.sample_batch(torch.Generator().manual_seed(0))
     assert x.dtype == torch.float32 and x.shape == (5, 3, 4, 4) and y is None
@@ -111,14 +112,14 @@ def test_pd_round_and_ddgan_train_on_uint8_images(tmp_path):
     x0 = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
     teacher = Denoiser(build_unet({"unet": {"preset": "tiny"}}, [3, 8, 8]).eval(), CosineLogSNRSchedule(), "v")
     student = Denoiser(copy.deepcopy(teacher.net).train(), teacher.schedule, "v")
-    rounds = {"batch_size": 4, "lr": 1e-3}
+    rounds = Rounds.model_construct(batch_size=4, lr={"default": 1e-3})
     pd = ImageBatches(DistillTask(student, teacher, x0, rounds, 2, "snr_trunc"))
     out = train(pd, LoopConfig(samples=8, batch_size=4, checkpoint_every=10), seed=0,
                 resume_dir=tmp_path / "pd", fingerprint="pd", progress=False)
     assert all(torch.isfinite(v).all() for v in out["net"].values())
     G, D = build_generator(G_CFG, [3, 8, 8]), DDGANImageDiscriminator(3, ngf=4, t_emb_dim=8, levels=2)
-    train_cfg = {"batch_size": 4, "lr_g": 1e-4, "lr_d": 1e-4, "betas": [0.5, 0.9], "r1_gamma": 0.02 * 64,
-                 "lazy_reg": 1}
+    train_cfg = GanTrain.model_construct(batch_size=4, lr_g=1e-4, lr_d=1e-4, betas=[0.5, 0.9], r1_gamma=0.02 * 64,
+                                         lazy_reg=1)
     sched = DiscreteSchedule.from_config({"name": "vp_sde", "beta_min": 0.1, "beta_max": 20.0, "num_steps": 2})
     gan = ImageBatches(DDGANTask(G, D, sched, x0, train_cfg), hflip=True)
     out = train(gan, LoopConfig(samples=8, batch_size=4, ema_decay=0.9, checkpoint_every=10), seed=0,

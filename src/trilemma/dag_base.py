@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from trilemma import paths
 from trilemma.codedeps import PKG, closure
 from trilemma.data.catalog import is_image_profile
-from trilemma.keys import section
+from trilemma.keys import round_entry, section
 from trilemma.sampling import registry
 
 
@@ -154,11 +154,8 @@ def round_key(cfg: Mapping[str, Any], field: str, steps: int, chain: str = "dist
     """The config key holding ``<chain>.rounds.<field>`` (updates | lr) of the round that makes the
     ``steps``-step student: its ``s<steps>`` entry if there is one, else ``default`` (a plain value
     is one key for every round)."""
-    value = cfg[chain]["rounds"][field]
-    if not isinstance(value, Mapping):
-        return f"{chain}.rounds.{field}"
-    key = f"s{steps}"
-    return f"{chain}.rounds.{field}.{key if key in value else 'default'}"
+    entry = round_entry(cfg[chain]["rounds"][field], steps)
+    return f"{chain}.rounds.{field}" + (f".{entry}" if entry else "")
 
 
 def round_updates_key(cfg: Mapping[str, Any], steps: int, chain: str = "distill") -> str:

@@ -18,9 +18,12 @@ profile has.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping
+from typing import TYPE_CHECKING
 
 from trilemma.data.catalog import is_image_dataset
+
+if TYPE_CHECKING:
+    from trilemma.schema.models import Config
 
 
 def _attr(dotted: str):
@@ -81,7 +84,6 @@ class Images(_Modality):
                f"P {row['precision']:.3f}, R {row['recall']:.3f} [{row['feature_space']}]"
 
 
-def of(cfg) -> Points | Images:
+def of(cfg: Config) -> Points | Images:
     """The modality of a profile (its typed config), from its dataset's catalogue entry."""
-    name = cfg["data"]["name"] if isinstance(cfg, Mapping) else cfg.data.name   # TODO(issue 17): typed only
-    return Images() if is_image_dataset(name) else Points()
+    return Images() if is_image_dataset(cfg.data.name) else Points()

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from trilemma import dag  # the grid of sample banks the cross-key rules check (torch-free)
+from trilemma.keys import round_entry
 from trilemma.sampling import registry
 from trilemma.schema.blocks import (D, Decay, EvenDim, LrSchedule, NonNegInt, PosFloat, PosInt, RoundKey, Section,
                                     Share, unique_list)
@@ -171,7 +172,19 @@ def _need_default(name: str, value) -> None:
         raise ValueError(f"{name}: 'default' is a required property")
 
 
-class Rounds(Section):
+class PerRound:
+    """The rounds of a distillation chain, whose ``updates`` and ``lr`` may differ per round; a mixin
+    of :class:`Rounds` and :class:`GuidedRounds`."""
+
+    def round_value(self, field: str, steps: int) -> Any:
+        """``field`` (updates | lr) of the round that makes the ``steps``-step student: its ``s<steps>``
+        entry, else ``default``, or the plain value (the key ``dag.round_key`` names in its job)."""
+        value = getattr(self, field)
+        entry = round_entry(value, steps)
+        return value if entry is None else value[entry]
+
+
+class Rounds(Section, PerRound):
     """Algorithm 2 of Salimans & Ho: one DAG job per round N -> N/2, no EMA, Adam, LR annealed to 0."""
     updates: PerRoundInt = D("optimizer steps per round ({default, s<N>})")
     batch_size: PosInt = D("examples per update")
@@ -432,7 +445,7 @@ class Stage1(Section):
     train: Train = D("stage one's training")
 
 
-class GuidedRounds(Section):
+class GuidedRounds(Section, PerRound):
     last_step: Share = D("share of each batch at the student's last step t = 1/N, the rest i ~ U{1..N} "
                          "(0: Algorithm 2's uniform draw)")
     updates: PerRoundInt = D("optimizer steps per round ({default, s<N>})")

@@ -17,6 +17,7 @@ import torch
 from trilemma import config, dag, modality
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import Denoiser
+from trilemma.schema.models import Consistency
 from trilemma.training.bill import with_cumulative
 from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig
@@ -31,33 +32,33 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def loop_config(cd: dict) -> LoopConfig:
+def loop_config(cd: Consistency) -> LoopConfig:
     """Adam at a constant LR (the paper's CD), ``updates`` steps of ``batch_size``, no warm-up."""
-    tr = cd["train"]
-    return LoopConfig(samples=tr["updates"] * tr["batch_size"], batch_size=tr["batch_size"],
-                      lr_schedule="constant", ema_decay=tr["ema_decay"], grad_clip=tr["grad_clip"],
-                      checkpoint_every=tr["checkpoint_every"], log_every=tr["log_every"])
+    tr = cd.train
+    return LoopConfig(samples=tr.updates * tr.batch_size, batch_size=tr.batch_size, lr_schedule="constant",
+                      ema_decay=tr.ema_decay, grad_clip=tr.grad_clip, checkpoint_every=tr.checkpoint_every,
+                      log_every=tr.log_every)
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    cd = cfg["consistency"]
-    launch(dag.resources(cfg, "distill")["gpu"], sys.argv[1:])
+    cfg = config.load_typed(args.profile)
+    cd = cfg.consistency
+    launch(cfg.resource("distill").gpu, sys.argv[1:])
     mod = modality.of(cfg)
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
     net = mod.place(copy.deepcopy(teacher.net).requires_grad_(True).train(), student=True)
     mod.place(teacher.net)
     task = mod.batches(ConsistencyDistillTask(Denoiser(net, teacher.schedule, teacher.parameterization), teacher,
-                                              tensors["train"], cd), cd["train"].get("hflip", False))
+                                              tensors["train"], cd), cd.train.hflip)
     loop_cfg, name = loop_config(cd), dag.CD_STUDENT
-    run_training(cfg, name, task, loop_cfg, seed=cfg["seed"], out=args.out,
-                 what={"model": name, "seed": cfg["seed"], "consistency": cd,
+    run_training(cfg.profile, name, task, loop_cfg, seed=cfg.seed, out=args.out,
+                 what={"model": name, "seed": cfg.seed, "consistency": cd.plain(),
                        "teacher": file_digest(f"{args.teacher_dir}/model.safetensors"), "data": meta},
                  progress=not args.no_progress, desc=f"consistency distillation {name}", describe=lambda final: {
                      **{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
-                     "name": name, "method": "cd", "teacher": info["name"], "t_min": cd["t_min"],
-                     "consistency": cd, "updates": loop_cfg.total_steps, "seed": cfg["seed"],
-                     "weights": "ema" if cd["train"]["ema_decay"] else "raw (no EMA)",
+                     "name": name, "method": "cd", "teacher": info["name"], "t_min": cd.t_min,
+                     "consistency": cd.plain(), "updates": loop_cfg.total_steps, "seed": cfg.seed,
+                     "weights": "ema" if cd.train.ema_decay else "raw (no EMA)",
                      "bill": with_cumulative(task.bill, None)})

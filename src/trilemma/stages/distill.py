@@ -18,6 +18,7 @@ import sys
 from trilemma import config, dag, modality
 from trilemma.artifacts import load_model, load_tensors
 from trilemma.diffusion.denoiser import Denoiser
+from trilemma.schema.models import Config, Distill, Guidance, GuidedRounds, Rounds
 from trilemma.training.bill import with_cumulative
 from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig
@@ -35,68 +36,66 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def round_loop_config(cfg: dict, steps: int, chain: str = "distill") -> LoopConfig:
-    r = cfg[chain]["rounds"]
-    updates = config.section(cfg, dag.round_key(cfg, "updates", steps, chain))
-    return LoopConfig(samples=updates * r["batch_size"], batch_size=r["batch_size"], warmup_samples=0,
-                      lr_schedule="linear", min_lr_ratio=0.0, ema_decay=0.0, grad_clip=r["grad_clip"],
-                      checkpoint_every=r["checkpoint_every"], log_every=r["log_every"])
+def round_loop_config(rounds: Rounds | GuidedRounds, steps: int) -> LoopConfig:
+    """Algorithm 2's loop for the round that makes the ``steps``-step student: its ``updates`` of
+    ``batch_size``, no warm-up, the LR annealed linearly to 0, no EMA."""
+    return LoopConfig(samples=rounds.round_value("updates", steps) * rounds.batch_size, batch_size=rounds.batch_size,
+                      warmup_samples=0, lr_schedule="linear", min_lr_ratio=0.0, ema_decay=0.0,
+                      grad_clip=rounds.grad_clip, checkpoint_every=rounds.checkpoint_every, log_every=rounds.log_every)
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    rounds = check_round(cfg, args)
-    launch(dag.resources(cfg, "distill")["gpu"], sys.argv[1:])
+    cfg = config.load_typed(args.profile)
+    chain = check_round(cfg, args)
+    launch(cfg.resource("distill").gpu, sys.argv[1:])
     mod = modality.of(cfg)
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     net = mod.place(copy.deepcopy(teacher.net).requires_grad_(True).train(), student=True)
     mod.place(teacher.net)
     student = Denoiser(net, teacher.schedule, teacher.parameterization)
-    weighting, guided, lr = round_settings(cfg, args, tensors)
-    r = cfg[args.chain]["rounds"]
-    task = mod.batches(DistillTask(student, teacher, tensors["train"], {**r, "lr": lr}, args.steps, weighting,
-                                   **guided), r.get("hflip", False))
-    train_round(args, cfg, task, info, meta, rounds=rounds, lr=lr, weighting=weighting, guided=guided)
+    weighting, guided = cfg.distill.teacher.weighting, guided_settings(cfg, args, tensors)
+    task = mod.batches(DistillTask(student, teacher, tensors["train"], chain.rounds, args.steps, weighting, **guided),
+                       chain.rounds.hflip)
+    train_round(args, cfg, task, info, meta, chain=chain, weighting=weighting, guided=guided)
 
 
-def check_round(cfg: dict, args) -> list[int]:
-    """The chain's student step counts; ``--steps`` must be one of them."""
-    rounds = dag.student_steps(cfg, args.chain)
-    if args.steps not in rounds:
-        raise config.ConfigError(f"--steps {args.steps} is not a student of the {args.chain} chain {rounds}")
-    return rounds
+def check_round(cfg: Config, args) -> Distill | Guidance:
+    """The chain ``--chain`` names; ``--steps`` must be one of its students."""
+    chain = getattr(cfg, args.chain)
+    if args.steps not in chain.students():
+        raise config.ConfigError(f"--steps {args.steps} is not a student of the {args.chain} chain {chain.students()}")
+    return chain
 
 
-def round_settings(cfg: dict, args, tensors: dict) -> tuple[str, dict, float]:
-    """(loss weighting, what a guided round adds to the task, peak LR) of round ``args.steps``."""
-    guided = {}
-    if args.chain == "guidance":
-        s1 = cfg["guidance"]["stage1"]
-        guided = {"labels": tensors["train_labels"], "w_range": (s1["w_min"], s1["w_max"]),
-                  "half_grid": cfg["guidance"]["half_grid"], "w_ends": s1["w_ends"],
-                  "last_step": cfg["guidance"]["rounds"]["last_step"]}
-    lr = config.section(cfg, dag.round_key(cfg, "lr", args.steps, args.chain))
-    return cfg["distill"]["teacher"]["weighting"], guided, lr
+def guided_settings(cfg: Config, args, tensors: dict) -> dict:
+    """What a guided round (stage two, ``--chain guidance``) adds to the task: the labels, w's range and
+    draw (``guidance.stage1``), the half grid and the last-step share; nothing for progressive distillation."""
+    if args.chain != "guidance":
+        return {}
+    g = cfg.guidance
+    return {"labels": tensors["train_labels"], "w_range": (g.stage1.w_min, g.stage1.w_max), "half_grid": g.half_grid,
+            "w_ends": g.stage1.w_ends, "last_step": g.rounds.last_step}
 
 
-def train_round(args, cfg: dict, task, info: dict, meta: dict, *, rounds: list[int], lr: float, weighting: str,
+def train_round(args, cfg: Config, task, info: dict, meta: dict, *, chain: Distill | Guidance, weighting: str,
                 guided: dict) -> None:
     """Run the round with the shared loop (resumable: the fingerprint includes the teacher's weights)
     and publish the student ``pd_s<N>`` / ``guided_s<N>`` with its model.json, the round's distillation
     bill in it (``training/bill.py``: this round's and, cumulatively, the chain's so far)."""
-    loop_cfg = round_loop_config(cfg, args.steps, args.chain)
+    rounds = chain.rounds
+    loop_cfg, lr = round_loop_config(rounds, args.steps), rounds.round_value("lr", args.steps)
     name = dag.student(args.steps, args.chain)
-    what = {"model": name, "seed": cfg["seed"], "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
+    what = {"model": name, "seed": cfg.seed, "loop": loop_cfg.__dict__, "lr": lr, "weighting": weighting,
             "teacher": file_digest(f"{args.teacher_dir}/model.safetensors"), "data": meta,
-            "hflip": cfg[args.chain]["rounds"].get("hflip", False), **guided_fingerprint(guided)}
-    run_training(cfg, name, task, loop_cfg, seed=cfg["seed"], what=what, out=args.out, progress=not args.no_progress,
-                 desc=f"distill {name}", describe=lambda final: {
+            "hflip": rounds.hflip, **guided_fingerprint(guided)}
+    run_training(cfg.profile, name, task, loop_cfg, seed=cfg.seed, what=what, out=args.out,
+                 progress=not args.no_progress, desc=f"distill {name}", describe=lambda final: {
                      **{k: info[k] for k in ("model", "schedule", "parameterization", "data_dim", "dataset")},
                      "name": name, "method": "guided_pd" if guided else "pd", "steps": args.steps,
-                     "round": rounds.index(args.steps) + 1, "teacher": info["name"], "weighting": weighting,
-                     "train": cfg[args.chain]["rounds"], **guided_fingerprint(guided),
-                     "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg["seed"], "weights": "raw (no EMA)",
+                     "round": chain.students().index(args.steps) + 1, "teacher": info["name"],
+                     "weighting": weighting, "train": rounds.plain(), **guided_fingerprint(guided),
+                     "updates": loop_cfg.total_steps, "lr": lr, "seed": cfg.seed, "weights": "raw (no EMA)",
                      "bill": with_cumulative(task.bill, info)})
 
 

@@ -26,16 +26,17 @@ def add_arguments(p):
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    section = cfg.get("feature_net")
+    cfg = config.load_typed(args.profile)
+    section = cfg.feature_net
     if section is None:
         raise config.ConfigError("feature_net: missing section (the classifier of the image profiles)")
     tensors, meta = load_tensors(args.data)
-    torch.manual_seed(cfg["seed"])
+    torch.manual_seed(cfg.seed)
     mod = modality.of(cfg)
-    net = mod.place(build_classifier(section["model"], meta["data_dim"][0], meta["num_classes"]))
-    task = mod.batches(ClassifierTask(net, tensors["train"], tensors["train_labels"], section["train"]),
-                       section["train"].get("hflip", False))
+    model = section.model.plain()
+    net = mod.place(build_classifier(model, meta["data_dim"][0], meta["num_classes"]))
+    task = mod.batches(ClassifierTask(net, tensors["train"], tensors["train_labels"], section.train),
+                       section.train.hflip)
     acc = {}
 
     def describe(final: dict) -> dict:
@@ -43,20 +44,19 @@ def run(args):
         net.load_state_dict(final["net"])
         acc["test"] = accuracy(net, tensors["eval"], tensors["eval_labels"])
         acc["train"] = accuracy(net, tensors["train"][:10000], tensors["train_labels"][:10000])
-        if acc["test"] < section["min_test_accuracy"]:
+        if acc["test"] < section.min_test_accuracy:
             raise ArtifactError(f"feature_net: test accuracy {acc['test']:.4f} < feature_net.min_test_accuracy "
-                                f"{section['min_test_accuracy']}; train longer (feature_net.train.samples)")
-        return {"name": NAME, "method": "classifier", "model": section["model"], "data_dim": meta["data_dim"],
-                "num_classes": meta["num_classes"], "dataset": meta["dataset"], "train": section["train"],
-                "seed": cfg["seed"], "weights": "ema"}
+                                f"{section.min_test_accuracy}; train longer (feature_net.train.samples)")
+        return {"name": NAME, "method": "classifier", "model": model, "data_dim": meta["data_dim"],
+                "num_classes": meta["num_classes"], "dataset": meta["dataset"], "train": section.train.plain(),
+                "seed": cfg.seed, "weights": "ema"}
 
-    if run_training(cfg, NAME, task, LoopConfig.from_config(section["train"]), seed=cfg["seed"], out=args.out,
-                    what={"model": NAME, "seed": cfg["seed"], "section": section, "data": meta},
+    if run_training(cfg.profile, NAME, task, LoopConfig.from_config(section.train), seed=cfg.seed, out=args.out,
+                    what={"model": NAME, "seed": cfg.seed, "section": section.plain(), "data": meta},
                     describe=describe, progress=not args.no_progress) is None:
         return
     summary = {"dataset": meta["dataset"], "test_accuracy": round(acc["test"], 4), "num_test": len(tensors["eval"]),
-               "train_accuracy_first_10k": round(acc["train"], 4), "min_test_accuracy": section["min_test_accuracy"],
-               "model": section["model"], "train_samples": section["train"]["samples"],
-               "feature_dim": section["model"]["features"]}
+               "train_accuracy_first_10k": round(acc["train"], 4), "min_test_accuracy": section.min_test_accuracy,
+               "model": model, "train_samples": section.train.samples, "feature_dim": section.model.features}
     save_json(args.summary, summary)
     print(f"{args.summary}: test accuracy {acc['test']:.4f}")

@@ -51,30 +51,29 @@ def w_student(teacher: Denoiser, info: dict, w_emb_dim: int) -> tuple[Denoiser, 
 
 
 def run(args):
-    cfg = config.load(args.profile)
-    s1, weighting = cfg["guidance"]["stage1"], cfg["distill"]["teacher"]["weighting"]
-    launch(dag.resources(cfg, "guided_stage1")["gpu"], sys.argv[1:])
+    cfg = config.load_typed(args.profile)
+    s1, weighting = cfg.guidance.stage1, cfg.distill.teacher.weighting
+    launch(cfg.resource("guided_stage1").gpu, sys.argv[1:])
     mod = modality.of(cfg)
     tensors, meta = load_tensors(args.data)
     teacher, info = load_model(args.teacher_dir)
     if info.get("method") != "cfg_teacher":
         raise config.ConfigError(f"{args.teacher_dir}: stage one needs the CFG teacher, not {info.get('name')!r}")
-    torch.manual_seed(cfg["seed"])
-    student, model = w_student(teacher, info, s1.get("w_emb_dim"))   # 2-D profiles only (the U-Net: w_cond)
+    torch.manual_seed(cfg.seed)
+    student, model = w_student(teacher, info, s1.w_emb_dim)   # 2-D profiles only (the U-Net: w_cond; None)
     mod.place(student.net, student=True)
     mod.place(teacher.net)
     task = mod.batches(GuidedStudentTask(student, guided_teacher(teacher, info), tensors["train"],
-                                         tensors["train_labels"], s1["train"], (s1["w_min"], s1["w_max"]), weighting,
-                                         s1["w_ends"]), s1["train"].get("hflip", False))
+                                         tensors["train_labels"], s1, weighting), s1.train.hflip)
     name = dag.GUIDED_STUDENT
-    run_training(cfg, name, task, LoopConfig.from_config(s1["train"]), seed=cfg["seed"], out=args.out,
-                 what={"model": name, "seed": cfg["seed"], "stage1": s1, "weighting": weighting,
+    run_training(cfg.profile, name, task, LoopConfig.from_config(s1.train), seed=cfg.seed, out=args.out,
+                 what={"model": name, "seed": cfg.seed, "stage1": s1.plain(), "weighting": weighting,
                        "teacher": file_digest(f"{args.teacher_dir}/model.safetensors"), "data": meta},
                  progress=not args.no_progress, desc=f"guided stage one {name}", describe=lambda final: {
                      **{k: info[k] for k in ("schedule", "parameterization", "data_dim", "dataset")},
                      "model": model, "name": name, "method": "guided_w", "teacher": info["name"],
-                     "weighting": weighting, "w_range": [s1["w_min"], s1["w_max"]], "train": s1["train"],
-                     "seed": cfg["seed"], "weights": "ema" if s1["train"]["ema_decay"] else "raw (no EMA)",
+                     "weighting": weighting, "w_range": [s1.w_min, s1.w_max], "train": s1.train.plain(),
+                     "seed": cfg.seed, "weights": "ema" if s1.train.ema_decay else "raw (no EMA)",
                      "bill": with_cumulative(task.bill, info)})
 
 

@@ -22,8 +22,9 @@ import sys
 
 import torch
 
-from trilemma import config, dag, modality, paths
+from trilemma import config, modality, paths
 from trilemma.artifacts import load_tensors
+from trilemma.schema.models import Config
 from trilemma.training.distributed import launch
 from trilemma.training.loop import LoopConfig
 from trilemma.training.runner import run_training
@@ -45,17 +46,19 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def ddpm_teacher_setup(cfg: dict, tensors: dict, meta: dict):
-    """(config section, task, model.json fields) of the DDPM teacher ``teacher_ddpm``."""
+def ddpm_teacher_setup(cfg: Config, tensors: dict, meta: dict):
+    """(training block, the config values its fingerprint holds, task, model.json fields) of the DDPM
+    teacher ``teacher_ddpm`` (``teacher``)."""
     from trilemma.diffusion.schedules import DiscreteSchedule
     from trilemma.models.registry import build_model
     from trilemma.training.tasks.ddpm import DDPMTask
 
-    section = cfg["teacher"]
-    net = build_model(section["model"], meta["data_dim"])
-    task = DDPMTask(net, DiscreteSchedule.from_config(section["schedule"]), tensors["train"], section["train"])
-    return section, task, {"method": "ddpm", "model": section["model"], "schedule": section["schedule"],
-                           "parameterization": "eps"}
+    section = cfg.teacher
+    model, schedule = section.model.plain(), section.schedule.plain()
+    net = build_model(model, meta["data_dim"])
+    task = DDPMTask(net, DiscreteSchedule.from_config(schedule), tensors["train"], section.train)
+    return section.train, section.plain(), task, {"method": "ddpm", "model": model, "schedule": schedule,
+                                                  "parameterization": "eps"}
 
 
 def setup(name: str):
@@ -69,21 +72,21 @@ def setup(name: str):
 
 
 def run(args):
-    cfg = config.load(args.profile)
+    cfg = config.load_typed(args.profile)
     mod = modality.of(cfg)
     if paths.parse_gan_model(args.model):
         from trilemma.stages.train_gan import run_gan
         return run_gan(args, cfg, mod)
-    launch(dag.resources(cfg, "train")["gpu"], sys.argv[1:])
+    launch(cfg.resource("train").gpu, sys.argv[1:])
     tensors, meta = load_tensors(args.data)
-    torch.manual_seed(cfg["seed"])
-    section, task, model_json = setup(args.model)(cfg, tensors, meta)
+    torch.manual_seed(cfg.seed)
+    train, section, task, model_json = setup(args.model)(cfg, tensors, meta)
     for net in task.modules.values():
         mod.place(net)
-    task = mod.batches(task, section["train"].get("hflip", False))
-    run_training(cfg, args.model, task, LoopConfig.from_config(section["train"]), seed=cfg["seed"],
-                 what={"model": args.model, "seed": cfg["seed"], "section": section, "data": meta}, out=args.out,
+    task = mod.batches(task, train.hflip)
+    run_training(cfg.profile, args.model, task, LoopConfig.from_config(train), seed=cfg.seed,
+                 what={"model": args.model, "seed": cfg.seed, "section": section, "data": meta}, out=args.out,
                  progress=not args.no_progress,
                  describe=lambda final: {"name": args.model, **model_json, "data_dim": meta["data_dim"],
-                                         "dataset": meta["dataset"], "train": section["train"], "seed": cfg["seed"],
+                                         "dataset": meta["dataset"], "train": train.plain(), "seed": cfg.seed,
                                          "weights": "ema"})

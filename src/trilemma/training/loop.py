@@ -38,7 +38,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -83,9 +83,17 @@ class LoopConfig:
     log_every: int = 100
 
     @classmethod
-    def from_config(cls, train: dict) -> "LoopConfig":
-        """The loop's fields of a training block; a key that no training block of the config models
-        defines is an error (a typo must not be dropped silently)."""
+    def from_config(cls, train) -> "LoopConfig":
+        """The loop's fields of a training block: a typed one (``schema.models.TRAIN_BLOCKS``, closed,
+        read by attribute: the model's default where the profile is silent), or a plain dict, where
+        a key that no training block of the config models defines is an error (a typo must not be
+        dropped silently)."""
+        if isinstance(train, Mapping):
+            return cls._from_dict(train)
+        return cls(**{k: getattr(train, k) for k in cls.__dataclass_fields__ if k in type(train).model_fields})
+
+    @classmethod
+    def _from_dict(cls, train: Mapping) -> "LoopConfig":
         from trilemma.schema.models import TRAIN_BLOCKS
         known = set(cls.__dataclass_fields__).union(*(m.model_fields for m in TRAIN_BLOCKS))
         unknown = sorted(set(train) - known)

@@ -30,13 +30,15 @@ def file_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_training(cfg: dict, name: str, task, loop_cfg: LoopConfig, *, seed: int, what: dict, out: str,
+def run_training(profile: str, name: str, task, loop_cfg: LoopConfig, *, seed: int, what: dict, out: str,
                  describe: Callable[[dict], dict], progress: bool = True, desc: str | None = None,
                  weights: str = "net") -> dict | None:
-    """Train ``task`` as model ``name`` and publish ``final[weights]`` with ``describe(final)`` as its
-    model.json (``describe`` may raise: nothing is published).  Returns the loop's final state on
+    """Train ``task`` as model ``name`` of ``profile`` (its resume state under
+    ``results/<profile>/.resume/``) and publish ``final[weights]`` with ``describe(final)`` as its
+    model.json (``describe`` may raise: nothing is published).  ``what`` is the plain data the run's
+    fingerprint hashes (config values as ``section.plain()``).  Returns the loop's final state on
     the publishing rank, None on the others."""
-    resume = paths.resume_dir(cfg["profile"], name)
+    resume = paths.resume_dir(profile, name)
     final = train(task, loop_cfg, seed=seed, resume_dir=resume, fingerprint=fingerprint(what),
                   progress=progress, desc=desc or f"train {name}")
     return final if publish(out, final[weights], describe(final), resume) else None

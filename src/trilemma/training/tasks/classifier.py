@@ -8,16 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from trilemma.data.images import to_float
+from trilemma.schema.models import Train
 from trilemma.training.loop import Phase
 
 
 class ClassifierTask:
-    def __init__(self, net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, train: dict):
+    def __init__(self, net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, train: Train):
         self.modules = {"net": net}
         self.ema_modules = ["net"]
-        self.images, self.labels, self.batch_size = images, labels, train["batch_size"]
-        self.phases = [Phase("classify", ["net"], self.loss, lr=train["lr"],
-                             weight_decay=train.get("weight_decay", 0.0))]
+        self.images, self.labels, self.batch_size = images, labels, train.batch_size
+        self.phases = [Phase("classify", ["net"], self.loss, lr=train.lr, weight_decay=train.weight_decay)]
 
     def sample_batch(self, gen: torch.Generator):
         idx = torch.randint(0, self.images.shape[0], (self.batch_size,), generator=gen)

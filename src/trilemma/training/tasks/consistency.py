@@ -26,6 +26,7 @@ from trilemma.diffusion.consistency import ConsistencyFunction, discretisation
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.ddim import ddim_step
+from trilemma.schema.models import Consistency
 from trilemma.training.bill import CountTeacher
 from trilemma.training.loop import Phase
 from trilemma.training.tasks.guided import labelled_batch
@@ -46,20 +47,20 @@ class ConsistencyDistillTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
     labels = None
 
-    def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, cd: dict):
+    def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, cd: Consistency):
         teacher.requires_grad_(False)
         self.bill: dict = {}   # the distillation bill (training/bill.py): teacher evaluations, counted
         self.teacher = CountTeacher(teacher, self.bill)
         target_net = copy.deepcopy(student.net).requires_grad_(False).eval()
-        self.f = ConsistencyFunction(student, cd["t_min"])
+        self.f = ConsistencyFunction(student, cd.t_min)
         self.f_target = ConsistencyFunction(Denoiser(target_net, student.schedule, student.parameterization),
-                                            cd["t_min"])
-        self.grid = discretisation(cd["t_min"], cd["points"])
-        self.mu, self.kind, self.huber_c = cd["target_ema"], cd["distance"], cd["huber_c"]
+                                            cd.t_min)
+        self.grid = discretisation(cd.t_min, cd.points)
+        self.mu, self.kind, self.huber_c = cd.target_ema, cd.distance, cd.huber_c
         self.modules = {"net": student.net, "target": target_net}
-        self.ema_modules = ["net"] if cd["train"]["ema_decay"] else []
-        self.x0, self.batch_size = x0, cd["train"]["batch_size"]
-        self.phases = [Phase("cd", ["net"], self.loss, lr=cd["train"]["lr"])]
+        self.ema_modules = ["net"] if cd.train.ema_decay else []
+        self.x0, self.batch_size = x0, cd.train.batch_size
+        self.phases = [Phase("cd", ["net"], self.loss, lr=cd.train.lr)]
 
     sample_batch = labelled_batch
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 import torch
 
 from trilemma.diffusion.schedules import DiscreteSchedule
+from trilemma.schema.models import Train
 from trilemma.training.loop import Phase
 
 
 class DDPMTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
-    def __init__(self, net: torch.nn.Module, schedule: DiscreteSchedule, x0: torch.Tensor, train: dict):
+    def __init__(self, net: torch.nn.Module, schedule: DiscreteSchedule, x0: torch.Tensor, train: Train):
         self.modules = {"net": net}
         self.ema_modules = ["net"]
-        self.schedule, self.x0, self.batch_size = schedule, x0, train["batch_size"]
-        self.phases = [Phase("denoise", ["net"], self.loss, lr=train["lr"],
-                             weight_decay=train.get("weight_decay", 0.0))]
+        self.schedule, self.x0, self.batch_size = schedule, x0, train.batch_size
+        self.phases = [Phase("denoise", ["net"], self.loss, lr=train.lr, weight_decay=train.weight_decay)]
 
     def sample_batch(self, gen: torch.Generator) -> torch.Tensor:
         idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)

@@ -31,6 +31,7 @@ import torch
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.ddim import ddim_step
+from trilemma.schema.models import GuidedRounds, Rounds
 from trilemma.training.bill import CountTeacher
 from trilemma.training.loop import Phase
 from trilemma.training.tasks.guided import guidance_cond, labelled_batch
@@ -58,7 +59,7 @@ def distillation_target(teacher: Denoiser, z_t: torch.Tensor, t: torch.Tensor, s
 class DistillTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
-    def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, rounds: dict,
+    def __init__(self, student: Denoiser, teacher: Denoiser, x0: torch.Tensor, rounds: Rounds | GuidedRounds,
                  steps: int, weighting: str, labels: torch.Tensor | None = None,
                  w_range: tuple[float, float] | None = None, half_grid: bool = False,
                  w_ends: float = 0.0, last_step: float = 0.0):
@@ -70,8 +71,8 @@ class DistillTask:
         self.teacher = CountTeacher(teacher, self.bill)
         self.modules = {"net": student.net}
         self.ema_modules: list[str] = []
-        self.x0, self.batch_size = x0, rounds["batch_size"]
-        self.phases = [Phase("distill", ["net"], self.loss, lr=rounds["lr"])]
+        self.x0, self.batch_size = x0, rounds.batch_size
+        self.phases = [Phase("distill", ["net"], self.loss, lr=rounds.round_value("lr", steps))]
 
     sample_batch = labelled_batch
 

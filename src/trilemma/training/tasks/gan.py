@@ -36,6 +36,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
+from trilemma.schema.models import GanTrain, WganGp
 from trilemma.training.loop import Phase
 
 
@@ -67,15 +68,13 @@ class _Adversarial:
 
 
 class DDGANTask(_Adversarial):
-    def __init__(self, G, D, schedule, x0: torch.Tensor, train: dict):
-        super().__init__(G, D, x0, train["batch_size"])
+    def __init__(self, G, D, schedule, x0: torch.Tensor, train: GanTrain):
+        super().__init__(G, D, x0, train.batch_size)
         from trilemma.sampling.ddgan import ChainTable   # the DDGAN's branch (codedeps.BRANCHING)
-        self.chain, self.r1_gamma = ChainTable(schedule), train["r1_gamma"]
-        self.t0_share = train.get("t0_share")
-        betas = tuple(train["betas"])
-        self.phases = [Phase("D", ["D"], self.loss_d, lr=train["lr_d"], betas=betas,
-                             lazy_every=train["lazy_reg"]),
-                       Phase("G", ["G"], self.loss_g, lr=train["lr_g"], betas=betas)]
+        self.chain, self.r1_gamma, self.t0_share = ChainTable(schedule), train.r1_gamma, train.t0_share
+        betas = tuple(train.betas)
+        self.phases = [Phase("D", ["D"], self.loss_d, lr=train.lr_d, betas=betas, lazy_every=train.lazy_reg),
+                       Phase("G", ["G"], self.loss_g, lr=train.lr_g, betas=betas)]
 
     def _pairs(self, x0, gen):
         """t and the pairs (x_{t-1}, x_t) drawn for the global batch ``x0``: this rank's slice of them."""
@@ -124,11 +123,11 @@ class DDGANTask(_Adversarial):
 
 
 class GANTask(_Adversarial):
-    def __init__(self, G, D, x0: torch.Tensor, train: dict):
-        super().__init__(G, D, x0, train["batch_size"])
-        betas = tuple(train["betas"])
-        self.phases = [Phase("D", ["D"], self.loss_d, lr=train["lr_d"], betas=betas),
-                       Phase("G", ["G"], self.loss_g, lr=train["lr_g"], betas=betas)]
+    def __init__(self, G, D, x0: torch.Tensor, train: GanTrain):
+        super().__init__(G, D, x0, train.batch_size)
+        betas = tuple(train.betas)
+        self.phases = [Phase("D", ["D"], self.loss_d, lr=train.lr_d, betas=betas),
+                       Phase("G", ["G"], self.loss_g, lr=train.lr_g, betas=betas)]
 
     def loss_d(self, x, gen):
         G, D = self.modules["G"], self.modules["D"]
@@ -144,12 +143,12 @@ class GANTask(_Adversarial):
 
 
 class WGANGPTask(_Adversarial):
-    def __init__(self, G, D, x0: torch.Tensor, train: dict, wgan: dict):
-        super().__init__(G, D, x0, train["batch_size"])
-        self.gp_weight = wgan["gp_weight"]
-        betas = tuple(wgan["betas"])
-        self.phases = [Phase("D", ["D"], self.loss_d, lr=wgan["lr"], betas=betas),
-                       Phase("G", ["G"], self.loss_g, lr=wgan["lr"], betas=betas, every=wgan["n_critic"])]
+    def __init__(self, G, D, x0: torch.Tensor, train: GanTrain, wgan: WganGp):
+        super().__init__(G, D, x0, train.batch_size)
+        self.gp_weight = wgan.gp_weight
+        betas = tuple(wgan.betas)
+        self.phases = [Phase("D", ["D"], self.loss_d, lr=wgan.lr, betas=betas),
+                       Phase("G", ["G"], self.loss_g, lr=wgan.lr, betas=betas, every=wgan.n_critic)]
 
     def loss_d(self, x, gen):
         G, D = self.modules["G"], self.modules["D"]

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from trilemma.diffusion.schedules import _bcast
 from trilemma.sampling.guidance import classifier_input
+from trilemma.schema.models import Config, Stage1, Train
 from trilemma.training.bill import CountTeacher
 from trilemma.training.loop import Phase
 from trilemma.training.tasks.pd_teacher import weighted_loss
@@ -60,18 +61,18 @@ def _noisy(schedule, x: torch.Tensor, gen: torch.Generator):
 class GuidedStudentTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
-    def __init__(self, student, guided_teacher, x0: torch.Tensor, labels: torch.Tensor, train: dict,
-                 w_range: tuple[float, float], weighting: str, w_ends: float = 0.0):
-        self.student, self.weighting, self.w_range = student, weighting, w_range
-        self.w_ends = w_ends
+    def __init__(self, student, guided_teacher, x0: torch.Tensor, labels: torch.Tensor, stage1: Stage1,
+                 weighting: str):
+        self.student, self.weighting = student, weighting
+        self.w_range, self.w_ends = (stage1.w_min, stage1.w_max), stage1.w_ends
         guided_teacher.requires_grad_(False)
         self.bill: dict = {}   # the distillation bill (training/bill.py): CFG's two passes counted
         guided_teacher.denoiser = CountTeacher(guided_teacher.denoiser, self.bill)
         self.teacher = guided_teacher
         self.modules = {"net": student.net}
         self.ema_modules = ["net"]   # ema_decay = 0: the raw weights
-        self.x0, self.labels, self.batch_size = x0, labels, train["batch_size"]
-        self.phases = [Phase("guided", ["net"], self.loss, lr=train["lr"])]
+        self.x0, self.labels, self.batch_size = x0, labels, stage1.train.batch_size
+        self.phases = [Phase("guided", ["net"], self.loss, lr=stage1.train.lr)]
 
     sample_batch = labelled_batch
 
@@ -91,11 +92,11 @@ class GuidedStudentTask:
 class NoisyClassifierTask:
     shard = slice(None)
 
-    def __init__(self, classifier, schedule, x0: torch.Tensor, labels: torch.Tensor, train: dict):
-        self.schedule, self.x0, self.labels, self.batch_size = schedule, x0, labels, train["batch_size"]
+    def __init__(self, classifier, schedule, x0: torch.Tensor, labels: torch.Tensor, train: Train):
+        self.schedule, self.x0, self.labels, self.batch_size = schedule, x0, labels, train.batch_size
         self.modules = {"net": classifier}
         self.ema_modules = ["net"]
-        self.phases = [Phase("classify", ["net"], self.loss, lr=train["lr"])]
+        self.phases = [Phase("classify", ["net"], self.loss, lr=train.lr)]
 
     sample_batch = labelled_batch
 
@@ -107,17 +108,18 @@ class NoisyClassifierTask:
         return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
 
 
-def classifier_setup(cfg: dict, tensors: dict, meta: dict):
-    """(config section, task, model.json fields) of ``classifier_cg``: an MLP with one logit per class
-    on the guided model's schedule (``distill.teacher.schedule``, the CFG teacher's)."""
+def classifier_setup(cfg: Config, tensors: dict, meta: dict):
+    """(training block, the config values its fingerprint holds, task, model.json fields) of
+    ``classifier_cg`` (``guidance.classifier``, 2-D profiles): an MLP with one logit per class on the
+    guided model's schedule (``distill.teacher.schedule``, the CFG teacher's)."""
     from trilemma.diffusion.schedules import schedule_from_config
     from trilemma.models.registry import build_model
 
-    section = cfg["guidance"]["classifier"]
+    section, schedule = cfg.guidance.classifier, cfg.distill.teacher.schedule.plain()
     num_classes = int(tensors["mode_labels"].max()) + 1
-    net = build_model(section["model"], meta["data_dim"], num_classes)
-    schedule = schedule_from_config(cfg["distill"]["teacher"]["schedule"])
-    task = NoisyClassifierTask(net, schedule, tensors["train"], tensors["train_labels"], section["train"])
-    model_json = {"method": "noisy_classifier", "model": section["model"], "out_dim": num_classes,
-                  "schedule": cfg["distill"]["teacher"]["schedule"], "parameterization": None}
-    return {"schedule": model_json["schedule"], **section}, task, model_json
+    net = build_model(section.model.plain(), meta["data_dim"], num_classes)
+    task = NoisyClassifierTask(net, schedule_from_config(schedule), tensors["train"], tensors["train_labels"],
+                               section.train)
+    model_json = {"method": "noisy_classifier", "model": section.model.plain(), "out_dim": num_classes,
+                  "schedule": schedule, "parameterization": None}
+    return section.train, {"schedule": schedule, **section.plain()}, task, model_json

@@ -19,6 +19,7 @@ import torch
 
 from trilemma.diffusion.denoiser import Denoiser
 from trilemma.diffusion.schedules import _bcast
+from trilemma.schema.models import Config, DistillTeacher, Train
 from trilemma.training.loop import Phase
 
 WEIGHTINGS = ("snr", "snr_trunc", "snr_plus_one")
@@ -44,7 +45,7 @@ def weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, weighting: str) -> torch
 class PDTeacherTask:
     shard = slice(None)  # set by the loop: this rank's slice of the global batch
 
-    def __init__(self, denoiser: Denoiser, x0: torch.Tensor, train: dict, weighting: str,
+    def __init__(self, denoiser: Denoiser, x0: torch.Tensor, train: Train, weighting: str,
                  labels: torch.Tensor | None = None, p_uncond: float = 0.0):
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
@@ -52,9 +53,8 @@ class PDTeacherTask:
         self.labels, self.p_uncond = labels, p_uncond
         self.modules = {"net": denoiser.net}
         self.ema_modules = ["net"]
-        self.x0, self.batch_size = x0, train["batch_size"]
-        self.phases = [Phase("denoise", ["net"], self.loss, lr=train["lr"],
-                             weight_decay=train.get("weight_decay", 0.0))]
+        self.x0, self.batch_size = x0, train.batch_size
+        self.phases = [Phase("denoise", ["net"], self.loss, lr=train.lr, weight_decay=train.weight_decay)]
 
     def sample_batch(self, gen: torch.Generator):
         idx = torch.randint(0, self.x0.shape[0], (self.batch_size,), generator=gen)
@@ -76,41 +76,43 @@ class PDTeacherTask:
         return weighted_loss(x, x_hat, eps, eps_hat, alpha, sigma, self.weighting), {}
 
 
-def pd_teacher_setup(cfg: dict, tensors: dict, meta: dict):
-    """(config section, task, model.json fields) of the distillation teacher ``teacher_pd``."""
-    section = cfg["distill"]["teacher"]
-    task, model_json = continuous_teacher(section, section["model"], section["train"], tensors, meta)
-    return section, task, {"method": "pd_teacher", **model_json}
+def pd_teacher_setup(cfg: Config, tensors: dict, meta: dict):
+    """(training block, the config values its fingerprint holds, task, model.json fields) of the
+    distillation teacher ``teacher_pd`` (``distill.teacher``)."""
+    section = cfg.distill.teacher
+    task, model_json = continuous_teacher(section, section.model.plain(), section.train, tensors, meta)
+    return section.train, section.plain(), task, {"method": "pd_teacher", **model_json}
 
 
-def cfg_teacher_setup(cfg: dict, tensors: dict, meta: dict):
-    """(config section, task, model.json fields) of ``teacher_cfg``: the distillation teacher's recipe
-    (schedule, parameterization, weighting of ``distill.teacher``) with a label embedding and label
-    dropout ``guidance.p_uncond`` (classifier-free guidance, Ho & Salimans 2022, Alg. 1).  The number of
-    classes: the dataset's (images) or the toy's grid rows, written where a U-Net reads it too (the
-    null label is ``num_classes``)."""
-    recipe, g = cfg["distill"]["teacher"], cfg["guidance"]
+def cfg_teacher_setup(cfg: Config, tensors: dict, meta: dict):
+    """(training block, the config values its fingerprint holds, task, model.json fields) of
+    ``teacher_cfg``: the distillation teacher's recipe (schedule, parameterization, weighting of
+    ``distill.teacher``) with a label embedding and label dropout ``guidance.p_uncond`` (classifier-free
+    guidance, Ho & Salimans 2022, Alg. 1).  The number of classes: the dataset's (images) or the toy's
+    grid rows, written where a U-Net reads it too (the null label is ``num_classes``)."""
+    recipe, g = cfg.distill.teacher, cfg.guidance
     num_classes = int(meta["num_classes"]) if "num_classes" in meta else int(tensors["mode_labels"].max()) + 1
-    model = {**g["teacher"]["model"], "num_classes": num_classes}
+    model = {**g.teacher.model.plain(), "num_classes": num_classes}
     if "unet" in model:
         model["unet"] = {**model["unet"], "num_classes": num_classes}
-    task, model_json = continuous_teacher(recipe, model, g["teacher"]["train"], tensors, meta,
-                                          labels=tensors["train_labels"], p_uncond=g["p_uncond"])
-    section = {"recipe": {k: recipe[k] for k in ("schedule", "parameterization", "weighting")},
-               "p_uncond": g["p_uncond"], **g["teacher"]}
-    return section, task, {"method": "cfg_teacher", "p_uncond": g["p_uncond"], **model_json}
+    task, model_json = continuous_teacher(recipe, model, g.teacher.train, tensors, meta,
+                                          labels=tensors["train_labels"], p_uncond=g.p_uncond)
+    plain = recipe.plain()
+    section = {"recipe": {k: plain[k] for k in ("schedule", "parameterization", "weighting")},
+               "p_uncond": g.p_uncond, **g.teacher.plain()}
+    return g.teacher.train, section, task, {"method": "cfg_teacher", "p_uncond": g.p_uncond, **model_json}
 
 
-def continuous_teacher(recipe: dict, model: dict, train: dict, tensors: dict, meta: dict, **cond):
+def continuous_teacher(recipe: DistillTeacher, model: dict, train: Train, tensors: dict, meta: dict, **cond):
     """The task and model.json fields of a continuous-time teacher of ``recipe`` (schedule,
-    parameterization, weighting), optionally class-conditional (``labels``, ``p_uncond``)."""
+    parameterization, weighting) on the network ``model`` (a model.json entry, plain data),
+    optionally class-conditional (``labels``, ``p_uncond``)."""
     from trilemma.diffusion.denoiser import OUTPUTS
     from trilemma.diffusion.schedules import schedule_from_config
     from trilemma.models.registry import build_model
 
-    param = recipe["parameterization"]
+    param, schedule = recipe.parameterization, recipe.schedule.plain()
     net = build_model(model, meta["data_dim"], meta["data_dim"] * OUTPUTS[param])
-    denoiser = Denoiser(net, schedule_from_config(recipe["schedule"]), param)
-    task = PDTeacherTask(denoiser, tensors["train"], train, recipe["weighting"], **cond)
-    return task, {"model": model, "schedule": recipe["schedule"], "parameterization": param,
-                  "weighting": recipe["weighting"]}
+    denoiser = Denoiser(net, schedule_from_config(schedule), param)
+    task = PDTeacherTask(denoiser, tensors["train"], train, recipe.weighting, **cond)
+    return task, {"model": model, "schedule": schedule, "parameterization": param, "weighting": recipe.weighting}
