@@ -15,6 +15,7 @@ which the report embeds as text, are stand-ins."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 from collections.abc import Mapping
@@ -66,25 +67,72 @@ class RecordingConfig(dict):
         return {k for k in self.reads if not any(o.startswith(k + ".") for o in self.reads)}
 
 
+_STATE: dict[int, tuple[set, str]] = {}   # a recording section's (reads, dotted prefix), by id
+
+
+def _wrap(value, reads: set, dotted: str):
+    """``value`` of the key ``dotted``, recording what is read below it (sections and mappings)."""
+    from pydantic import BaseModel
+    if isinstance(value, BaseModel):
+        return recording(value, reads, dotted + ".")
+    if isinstance(value, Mapping):
+        return RecordingConfig(value, reads, dotted + ".")
+    return value
+
+
+@functools.cache
+def _recording_class(cls):
+    """A subclass of a config model whose field reads are recorded (the stages read typed sections;
+    a subclass keeps ``type(section).model_fields`` and the models' own methods, whose reads of
+    ``self`` are recorded too)."""
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if name in cls.model_fields:
+            reads, prefix = _STATE[id(self)]
+            reads.add(prefix + name)
+            return _wrap(value, reads, prefix + name)
+        if name == "plain":   # the plain values, still recording the keys read below
+            reads, prefix = _STATE[id(self)]
+            return lambda: RecordingConfig(value(), reads, prefix)
+        return value
+    return type(f"Recording{cls.__name__}", (cls,), {"__getattribute__": __getattribute__})
+
+
+def recording(model, reads: set, prefix: str = ""):
+    """A copy of the typed section ``model`` that records the dotted key of every field read."""
+    fields = type(model).model_fields
+    copy = _recording_class(type(model)).model_construct(
+        _fields_set=set(model.model_fields_set), **{k: getattr(model, k) for k in fields})
+    _STATE[id(copy)] = (reads, prefix)
+    return copy
+
+
 def covered(key: str, declared) -> bool:
     return any(key == d or key.startswith(d + ".") for d in declared)
 
 
 def run_job(job: dag.Job, monkeypatch) -> set[str]:
-    """Run a job's command in-process with ``config.load`` recording; the keys it read."""
+    """Run a job's command in-process with ``config.load`` and ``config.load_typed`` recording; the
+    keys it read."""
     from trilemma.cli import build_parser
     recorders = []
-    real_load = config.load.__wrapped__ if hasattr(config.load, "__wrapped__") else config.load
+    real_load, real_typed = config.load, config.load_typed
 
     def load(profile=None, root="."):
         rec = RecordingConfig(real_load(profile, root))
         recorders.append(rec)
         return rec
-    load.__wrapped__ = real_load
+
+    def load_typed(profile=None, root="."):
+        rec = RecordingConfig({})
+        recorders.append(rec)
+        return recording(real_typed(profile, root), rec.reads)
     monkeypatch.setattr(config, "load", load)
+    monkeypatch.setattr(config, "load_typed", load_typed)
     args = build_parser(job.argv[1]).parse_args(list(job.argv[1:]))
     args._run(args)
     monkeypatch.setattr(config, "load", real_load)
+    monkeypatch.setattr(config, "load_typed", real_typed)
     return set().union(*(r.keys_read() for r in recorders))
 
 
@@ -145,5 +193,6 @@ def test_every_job_declares_the_keys_it_reads(ci_workspace, monkeypatch):
                          and k not in structure_keys and not covered(k, EXEMPT))
         if missing:
             stale[name] = missing
+    assert all(reads[name] for name in run[1:]), reads   # the recording sees the stages' typed reads
     assert not stale, "jobs read config keys they do not declare (Job.params):\n" + "\n".join(
         f"  {name}: {keys}" for name, keys in stale.items())

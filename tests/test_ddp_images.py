@@ -133,10 +133,10 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
     for ``resources.<rule>.gpu`` with its own command line, before it reads any data.  The toy's GAN
     baselines and DDGANs train in one process (``stages/train_gan.py``)."""
     import importlib
-    load = config.load
+    load, load_typed = config.load, config.load_typed
 
     def with_gpus(name=None, root="."):
-        cfg = load(name, root=REPO)
+        cfg = load_typed(name, root=REPO).plain()
         cfg["resources"] = {"default": cfg["resources"]["default"],
                             **{r: {**cfg["resources"]["default"], "gpu": n} for r, n in RULES.items()}}
         return cfg
@@ -144,7 +144,7 @@ def test_every_training_job_launches_with_the_gpus_of_its_rule(profile, monkeypa
     def launch(gpus, argv):
         raise Launched(gpus, argv)
 
-    monkeypatch.setattr(config, "load", with_gpus)
+    monkeypatch.setattr(config, "load_typed", lambda name=None, root=".": config.typed(with_gpus(name, root)))
     for module in ("train", "train_gan", "distill", "guided_stage1", "consistency"):
         monkeypatch.setattr(importlib.import_module(f"trilemma.stages.{module}"), "launch", launch)
     cfg = load(profile, root=REPO)

@@ -574,7 +574,7 @@ class Config(Section):
     """A profile's resolved configuration."""
     profile: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")] = D("the profile's name (results/<profile>/)")
     seed: NonNegInt = D("the global seed")
-    resources: dict[Annotated[str, Field(pattern=r"^[a-z_]+$")], Resource] = D(
+    resources: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")], Resource] = D(
         "per-rule requests ({default, <rule>}), passed to Snakemake as the rules' resources")
     data: Data = D("the dataset")
     teacher: Teacher = D("the DDPM teacher (Ho et al. 2020)")
