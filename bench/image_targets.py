@@ -19,6 +19,7 @@ the teacher and for the 4-step guided student; the feature net's test accuracy a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -62,7 +63,9 @@ class Banks:
         g = torch.Generator().manual_seed(seed)
         return [torch.randint(0, n, (n,), generator=g) for _ in range(self.B)]
 
+    @functools.cache
     def fid(self, bank: str) -> tuple[float, float, float]:
+        """FID with its bootstrap interval (cached: the targets quote a bank more than once)."""
         feats, _, _ = self.get(bank)
         reps = [fid(feats[i], self.ref) for i in self._draws(feats.shape[0], 0)]
         return fid(feats, self.ref), *np.percentile(reps, [2.5, 97.5])
