@@ -40,6 +40,26 @@ _check_overrides()
 JOBS = dag.by_output(CFG)
 
 
+# A warm start for local runs: one server imports torch once and forks a worker per job
+# (src/trilemma/jobserver.py; TRILEMMA_NO_JOBSERVER=1 turns it off). Cluster jobs start as usual.
+_JOB_SERVER = []
+
+onstart:
+    if workflow.local_exec:
+        from trilemma import jobserver
+        _JOB_SERVER.append(jobserver.start())
+
+onsuccess:
+    from trilemma import jobserver
+    for server in _JOB_SERVER:
+        jobserver.stop(server)
+
+onerror:
+    from trilemma import jobserver
+    for server in _JOB_SERVER:
+        jobserver.stop(server)
+
+
 def job_for(pattern):
     """The DAG job whose output is ``pattern`` filled with the rule's wildcards."""
     return lambda wc: JOBS[pattern.format(**wc)]

@@ -1,12 +1,13 @@
 """The real DAG end to end on the tiny `ci` profile, through Snakemake and through DVC, with the
 incremental-rebuild promises checked by each tool's own dry run / status."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import TIMING_FIELDS, run_cmd, signal_when_ready, slurm_ci_targets, slurm_usable
+from conftest import TIMING_FIELDS, run_cmd, tool_env, signal_when_ready, slurm_ci_targets, slurm_usable
 from dagtools import edit_yaml, snakemake_plan
 
 pytestmark = pytest.mark.slow
@@ -156,6 +157,13 @@ def test_code_edits_rerun_what_they_affect(built, path, expected):
     assert counts == expected
 
 
+def runners(logs: Path) -> set[str]:
+    """How the jobs whose logs are under ``logs`` ran (their timing lines' ``runner``)."""
+    from trilemma.jobclock import parse
+    found = [parse(f.read_text(errors="replace")) for f in logs.rglob("*.log")]
+    return {t.get("runner", "process") for t in found if t is not None}
+
+
 def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy):
     """`dvc repro` of one bank's chain (data -> teacher -> sample -> evaluate) through the ci profile's
     DVC front-end (pipelines/ci/dvc.yaml) on a fresh copy builds the same artifacts as Snakemake did,
@@ -169,6 +177,9 @@ def test_dvc_repro_builds_the_same_artifacts_and_tracks_changes(built, repo_copy
     front, name = "pipelines/ci/dvc.yaml", "evaluate@" + bank.replace("/", "-")
     target = f"{front}:{name}"
     run_cmd(["dvc", "repro", "-q", target], cwd=repo_copy, timeout=1200)
+    # Snakemake's local jobs ran in job-server workers (trilemma/jobserver.py), DVC's as plain processes:
+    # the byte-for-byte comparison below is also the server's against a fresh process
+    assert runners(built / "results/ci/logs") == {"jobserver"} and "TRILEMMA_JOBSERVER" not in tool_env()
     for rel in ["models/teacher_ddpm/model.safetensors", f"samples/{bank}.safetensors"]:
         (a, meta_a), (b, meta_b) = load_tensors(built / "results/ci" / rel), load_tensors(repo_copy / "results/ci" / rel)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), rel
@@ -211,6 +222,7 @@ def test_slurm_executor_reproduces_the_local_results(built, slurm_ci_run):
     run's, up to the timing fields."""
     out = slurm_ci_run.wait(timeout=1500)
     assert out.count("SLURM jobid") >= 3  # the jobs really went through sbatch
+    assert runners(slurm_ci_run.cwd / "results/ci/logs") == {"process"}   # no job server off the local executor
     targets = slurm_ci_targets()
     assert len(targets) >= 5
     timing = TIMING_FIELDS

@@ -95,13 +95,30 @@ def quick_exit(code: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``argv`` None: the ``trilemma`` command (which ends through :func:`quick_exit`); a list: a
-    call from Python (tests), which returns."""
+    """``argv`` None: the ``trilemma`` command, run by the job server's worker when a local Snakemake
+    run has one (``trilemma/jobserver.py``), else here; it ends through :func:`quick_exit`.  A list:
+    a call from Python (tests), which returns."""
+    if argv is None:
+        if os.environ.get("TRILEMMA_JOBSERVER"):
+            from trilemma import jobserver
+            code = jobserver.delegate(sys.argv[1:])
+            if code is not None:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        return command(sys.argv[1:])
+    return _main(argv, as_command=False)
+
+
+def command(argv: list[str]) -> int:
+    """``trilemma *argv`` as a command: ends the process (:func:`quick_exit`) once the verb is done."""
+    return _main(argv, as_command=True)
+
+
+def _main(argv: list[str], as_command: bool) -> int:
     from trilemma.config import ConfigError
     from trilemma.errors import ArtifactError   # not trilemma.artifacts: that imports torch
 
-    as_command = argv is None
-    argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(verb if verb in VERBS else None).parse_args(argv)
     keep_freed_memory()

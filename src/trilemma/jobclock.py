@@ -2,12 +2,13 @@
 
 ``trilemma <verb>`` prints one line at its end, on stderr, so that Snakemake's per-job log holds it:
 
-    trilemma timing: verb=sample startup_wall_s=1.52 startup_cpu_s=1.49 compute_wall_s=3.10 compute_cpu_s=3.05
+    trilemma timing: verb=sample startup_wall_s=1.52 startup_cpu_s=1.49 compute_wall_s=3.10 compute_cpu_s=3.05 runner=process
 
 Start-up runs from the process's start (``/proc/self/stat`` on Linux; elsewhere from this module's
 import) to the verb's ``run``: the interpreter, ``import torch`` and every module the verb imports.
 CPU is user + system of all the process's threads (``time.process_time``); child processes (torchrun
-ranks) are not counted.  ``bench/where_time_goes.py`` reads these lines.  Torch-free.
+ranks) are not counted.  A job run by a job server's worker (``trilemma/jobserver.py``) counts from
+its client's start, and the client's CPU is added to the worker's start-up.  ``bench/where_time_goes.py`` reads these lines.  Torch-free.
 """
 from __future__ import annotations
 
@@ -31,6 +32,21 @@ def _seconds_since_process_start() -> float:
 
 
 _IMPORTED = time.perf_counter() - _seconds_since_process_start()   # perf_counter at process start
+_CPU_BEFORE = 0.0   # CPU seconds of the job spent before this process (a job server's client)
+_RUNNER = "process"   # "jobserver" in a job server's worker
+
+
+def seconds_since_process_start() -> float:
+    return _seconds_since_process_start()
+
+
+def adopt_origin(boottime: float, cpu: float) -> None:
+    """In a job server's worker (``trilemma/jobserver.py``): the job started when its client process
+    did (``boottime``, CLOCK_BOOTTIME) and had used ``cpu`` CPU seconds before the fork."""
+    global _IMPORTED, _CPU_BEFORE, _RUNNER
+    _IMPORTED = time.perf_counter() - max(time.clock_gettime(time.CLOCK_BOOTTIME) - boottime, 0.0)
+    _CPU_BEFORE = float(cpu)
+    _RUNNER = "jobserver"
 
 
 class JobClock:
@@ -47,9 +63,10 @@ class JobClock:
         now, cpu = time.perf_counter(), time.process_time()
         t_run = self.t_run if self.t_run is not None else now
         cpu_run = self.cpu_run if self.cpu_run is not None else cpu
-        fields = {"startup_wall_s": t_run - _IMPORTED, "startup_cpu_s": cpu_run,
+        fields = {"startup_wall_s": t_run - _IMPORTED, "startup_cpu_s": cpu_run + _CPU_BEFORE,
                   "compute_wall_s": now - t_run, "compute_cpu_s": cpu - cpu_run}
-        return f"{LINE} verb={self.verb} " + " ".join(f"{k}={v:.3f}" for k, v in fields.items())
+        return (f"{LINE} verb={self.verb} " + " ".join(f"{k}={v:.3f}" for k, v in fields.items())
+                + f" runner={_RUNNER}")
 
     def report(self) -> None:
         print(self.line(), file=sys.stderr, flush=True)
@@ -64,4 +81,4 @@ def parse(text: str) -> dict | None:
             found = dict(kv.split("=", 1) for kv in m.group(1).split())
     if found is None:
         return None
-    return {k: (v if k == "verb" else float(v)) for k, v in found.items()}
+    return {k: (v if k in ("verb", "runner") else float(v)) for k, v in found.items()}
