@@ -202,3 +202,44 @@ def test_per_grid_fast_paths_equal_per_step_values_bit_for_bit(continuous):
         expected = schedule.net_time(batch).to(torch.float32)
         fast = torch.tensor([[schedule.net_time_float(t)] * 100 for t in ts[:-1].tolist()], dtype=torch.float32)
         assert torch.equal(fast, expected)
+
+
+def test_a_bank_runs_the_network_in_slices_with_the_same_values(monkeypatch):
+    """``Denoiser`` runs a large batch through the network ``ROWS_PER_CALL`` rows at a time (issue 21:
+    cache-sized activations); a DDIM bank and a conditional call give the whole-batch values bit for
+    bit, and a call with autograd (training) is never sliced."""
+    from trilemma.diffusion import denoiser as dmod
+    from trilemma.models.mlp import ResidualMLP
+    torch.manual_seed(0)
+    net = ResidualMLP(hidden=32, depth=2, emb_dim=16, num_classes=3, w_emb_dim=8)
+    for p in net.parameters():   # the zero-initialised last layers too: a non-trivial output
+        torch.nn.init.normal_(p, std=0.3)
+    sched = DiscreteSchedule(linear_betas(1e-4, 0.02, 100))
+    den = Denoiser(net, sched, "eps").eval()
+    grid = torch.tensor(sorted(ddim_uniform(100, 10), reverse=True) + [-1], dtype=torch.float64)
+    calls = []
+    net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    x_T = torch.randn(1000, 2, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (1000,), generator=torch.Generator().manual_seed(2))
+    t = torch.full((1000,), 37.0)
+
+    def run():
+        with torch.no_grad():
+            bank = sample_ddim(den, x_T, grid, eta=1.0, cond={"y": y, "w": 1.0},
+                               generator=torch.Generator().manual_seed(3))
+            per_row_w = den(x_T, t, {"y": y, "w": torch.linspace(0, 4, 1000)})
+            scalar_w = den(x_T, 37.0, {"y": y, "w": 2.0})
+        return bank, per_row_w, scalar_w
+
+    monkeypatch.setattr(dmod, "ROWS_PER_CALL", 10_000)
+    whole, n_whole = run(), len(calls)
+    monkeypatch.setattr(dmod, "ROWS_PER_CALL", 64)
+    calls.clear()
+    sliced = run()
+    assert n_whole == 12 and len(calls) == 12 * 16 and max(calls) == 64   # 1000 rows = 15 x 64 + 40
+    for a, b in zip(whole, sliced):
+        for u, v in zip(*(x if isinstance(x, tuple) else (x,) for x in (a, b))):
+            assert torch.equal(u, v)
+    calls.clear()
+    den(x_T, t, {"y": y, "w": 1.0})[0].sum().backward()   # training: one call, autograd through the whole batch
+    assert calls == [1000]

@@ -57,9 +57,19 @@ def schema_text() -> str:
     return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load(text: str):
+    """``yaml.safe_load`` through libyaml's parser where PyYAML has it: the same types and values (the
+    tag resolution and construction are PyYAML's own, in Python), about 5x less time.  Every job
+    reads the config (base, profile, params file): 0.15 s of the toy's jobs' start-up went here."""
+    return yaml.load(text, Loader=_LOADER)
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
@@ -233,7 +243,7 @@ def params_edit(profile: str | None, root: Path | str = ".") -> tuple[dict, dict
     if not path.exists():
         return cfg, None, source
     text = path.read_text()
-    values, recorded = yaml.safe_load(text), _DIGEST.search(text)
+    values, recorded = safe_load(text), _DIGEST.search(text)
     if values == cfg or (recorded and recorded[1] == digest(values)):
         return cfg, None, source   # in sync, or only the sources changed since generation
     if recorded is None or recorded[1] == digest(cfg):   # no digest: a tool rewrote it without comments

@@ -24,11 +24,14 @@ How:
   ``tests/faults``), its socket closes and the server SIGKILLs the worker at once, so nothing is
   published after the job is gone.  The server and its workers are in Snakemake's process group too.
 - A worker is a fresh job in every way the results can see: the client's environment, working
-  directory, ``sys.path`` and ``OMP_NUM_THREADS`` (``torch.set_num_threads``), signal handlers at
-  their defaults (``MKL_NUM_THREADS``, which Snakemake sets too, likewise).  Settings read once when the interpreter or torch starts (``PYTHONHASHSEED``,
-  ``PYTHONPATH``, the interpreter, ``ATEN_CPU_CAPABILITY``, ``MKL_*``, ``LD_*``, ...) must equal the
-  server's (:func:`compat_key`); otherwise, or without a server, or with ``TRILEMMA_NO_JOBSERVER=1``,
-  the client runs the verb itself, as before.  DVC and cluster executors run the verbs directly.
+  directory and ``sys.path``, signal handlers at their defaults.  Settings read once when the
+  interpreter, torch or a BLAS library starts (``PYTHONHASHSEED``, ``PYTHONPATH``, the interpreter,
+  the thread counts ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``/``OPENBLAS_*``, ``ATEN_CPU_CAPABILITY``,
+  ``LD_*``, ...) must equal the server's (:func:`compat_key`).  The server runs with a one-thread
+  job's settings (Snakemake sets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and four more to a rule's threads;
+  numpy's and scipy's OpenBLAS size their thread pools from them when imported), so a job with more
+  threads, another start-up environment, no server, or ``TRILEMMA_NO_JOBSERVER=1`` runs the verb
+  itself, as before.  DVC and cluster executors run the verbs directly.
 - The job's timing line (``trilemma/jobclock.py``) counts the client's start-up and the worker's
   imports as its start-up; the server's one import is its own (printed when it stops).
 
@@ -51,13 +54,13 @@ import time
 
 ENV = "TRILEMMA_JOBSERVER"
 DISABLE_ENV = "TRILEMMA_NO_JOBSERVER"
-PRELOAD = ("torch", "numpy", "scipy.linalg", "scipy.spatial", "scipy.integrate", "scipy.special", "safetensors.torch",
-           "yaml", "pydantic", "tqdm", "pandas")
+PRELOAD = ("torch", "torch._dynamo", "numpy", "scipy.linalg", "scipy.spatial", "scipy.integrate", "scipy.special",
+           "safetensors.torch", "yaml", "pydantic", "tqdm", "pandas")   # torch._dynamo: the first optimizer imports it
 TARGET = "trilemma.cli:command"   # what a worker runs: ``command(argv)``, which ends the process
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # environment read when the interpreter, torch or its math libraries start: must match the server's
-STARTUP_ENV = re.compile(r"^(PYTHON(?!UNBUFFERED$)\w*|LD_\w+|MALLOC_\w+|ATEN_\w+|MKL_(?!NUM_THREADS$)\w+|KMP_\w+|"
-                         r"OMP_(?!NUM_THREADS$)\w+|ONEDNN_\w+|DNNL_\w+|TORCH_\w+|CUDA_\w+|GOMP_\w+)$")
+STARTUP_ENV = re.compile(r"^(PYTHON(?!UNBUFFERED$)\w*|LD_\w+|MALLOC_\w+|ATEN_\w+|MKL_\w+|KMP_\w+|OMP_\w+|OPENBLAS_\w+|"
+                         r"GOTO_\w+|VECLIB_\w+|NUMEXPR_\w+|ONEDNN_\w+|DNNL_\w+|TORCH_\w+|CUDA_\w+|GOMP_\w+)$")
 _HEADER = struct.Struct("!I")
 _STATUS = struct.Struct("!i")
 
@@ -319,9 +322,6 @@ def _run(request: dict, target: str) -> None:
     if os.environ.get("PYTHONUNBUFFERED"):   # as ``python -u``: the job's log gets each line as written
         for stream in (sys.stdout, sys.stderr):
             stream.reconfigure(line_buffering=True, write_through=True)
-    threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS")   # Snakemake sets both
-    if threads and threads.isdigit() and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(threads))
     from trilemma import jobclock
     jobclock.adopt_origin(request["origin"]["boottime"], request["origin"]["cpu"])
     module, _, name = target.partition(":")
@@ -349,16 +349,24 @@ def _run(request: dict, target: str) -> None:
 
 
 # ----------------------------------------------------------------------------- lifetime
-def start(target: str = TARGET, timeout: float = 60.0) -> subprocess.Popen | None:
+# what Snakemake's local executor exports for a rule with threads: 1
+ONE_THREAD = dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"), "1")
+
+
+def start(target: str = TARGET, timeout: float = 60.0, env: dict | None = None) -> subprocess.Popen | None:
     """Start a server for this process's jobs and export ``$TRILEMMA_JOBSERVER``; ``None`` if it
-    could not start (the jobs then run as before).  Returns once it accepts connections."""
+    could not start (the jobs then run as before).  Returns once it accepts connections.  The server
+    runs in this process's environment updated with ``env`` (default :data:`ONE_THREAD`); it serves
+    the jobs whose start-up environment equals it."""
     if os.environ.get(DISABLE_ENV):
         return None
     directory = tempfile.mkdtemp(prefix="trilemma-jobs-")   # mode 0700: only this user can connect
     path = os.path.join(directory, "socket")
     proc = subprocess.Popen([sys.executable, "-m", "trilemma.jobserver", "--socket", path, "--parent",
                              str(os.getpid()), "--target", target],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            env={**os.environ, **(ONE_THREAD if env is None else env)})
     proc.socket_path = path
     deadline = time.time() + timeout
     while not os.path.exists(path):
