@@ -243,3 +243,14 @@ def test_a_bank_runs_the_network_in_slices_with_the_same_values(monkeypatch):
     calls.clear()
     den(x_T, t, {"y": y, "w": 1.0})[0].sum().backward()   # training: one call, autograd through the whole batch
     assert calls == [1000]
+
+    class Latent(torch.nn.Module):   # DDGAN's generator: cond is the latent z itself, a tensor
+        def forward(self, x, t, z):
+            return torch.tanh(x * t[:, None] / 50 + z[:, :2])
+    gen = Denoiser(Latent(), sched, "x").eval()
+    z = torch.randn(1000, 3, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        sliced = gen(x_T, 37.0, z)
+        monkeypatch.setattr(dmod, "ROWS_PER_CALL", 10_000)
+        whole = gen(x_T, 37.0, z)
+    assert all(torch.equal(u, v) for u, v in zip(whole, sliced))

@@ -56,11 +56,13 @@ ROWS_PER_CALL = 1024
 
 
 def _rows(cond, n: int, i: int):
-    """``cond`` for rows ``i:i + ROWS_PER_CALL``: per-row tensors sliced, anything else as it is."""
-    if cond is None:
-        return None
-    return {k: (v[i:i + ROWS_PER_CALL] if torch.is_tensor(v) and v.ndim and v.shape[0] == n else v)
-            for k, v in cond.items()}
+    """``cond`` (a dict of them, a tensor such as DDGAN's latent z, or None) for rows ``i:i +
+    ROWS_PER_CALL``: per-row tensors sliced, anything else as it is."""
+    if isinstance(cond, dict):
+        return {k: _rows(v, n, i) for k, v in cond.items()}
+    if torch.is_tensor(cond) and cond.ndim and cond.shape[0] == n:
+        return cond[i:i + ROWS_PER_CALL]
+    return cond
 
 
 def convert(out, x_t, alpha, sigma, parameterization):
