@@ -61,6 +61,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # environment read when the interpreter, torch or its math libraries start: must match the server's
 STARTUP_ENV = re.compile(r"^(PYTHON(?!UNBUFFERED$)\w*|LD_\w+|MALLOC_\w+|ATEN_\w+|MKL_\w+|KMP_\w+|OMP_\w+|OPENBLAS_\w+|"
                          r"GOTO_\w+|VECLIB_\w+|NUMEXPR_\w+|ONEDNN_\w+|DNNL_\w+|TORCH_\w+|CUDA_\w+|GOMP_\w+)$")
+_REFUSED: set[tuple[str, ...]] = set()   # the differences the server has reported
 _HEADER = struct.Struct("!I")
 _STATUS = struct.Struct("!i")
 
@@ -264,8 +265,10 @@ def _start_worker(conn, key, target, server_fds, other_conns) -> int | None:
         differ = sorted(k for k in key if k != "env" and theirs.get(k) != key[k])
         differ += sorted(k for k in set(key["env"]) | set(theirs.get("env", {}))
                          if key["env"].get(k) != theirs.get("env", {}).get(k))
-        print(f"trilemma job server: a job with another start-up environment ({', '.join(differ)}) "
-              "runs on its own", file=sys.stderr, flush=True)
+        if tuple(differ) not in _REFUSED:   # once per difference, not once per job
+            _REFUSED.add(tuple(differ))
+            print(f"trilemma job server: jobs with another start-up environment ({', '.join(differ)}) "
+                  "run on their own", file=sys.stderr, flush=True)
         for fd in fds:
             os.close(fd)
         _send(conn, b"R")
