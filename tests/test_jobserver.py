@@ -67,6 +67,16 @@ def test_a_worker_is_its_clients_job(server, tmp_path):
     assert proc.stderr == "to stderr\n"   # the worker wrote into the client's own stderr
 
 
+def test_the_interpreter_is_compared_by_its_real_path(server):
+    """Snakemake's script starts ``bin/python``, trilemma's ``bin/python3`` after a reinstall (found in a
+    toy run whose server served none of its 286 jobs): the same interpreter, so the job is served."""
+    names = [n for n in ("python", "python3", f"python3.{sys.version_info[1]}") if (BIN / n).exists()]
+    other = next(n for n in names if n != Path(sys.executable).name)
+    proc = subprocess.run([str(BIN / other), "-c", CLIENT, "echo"], env=os.environ, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["ppid"] == server.pid, proc.stdout + proc.stderr
+
+
 def test_exit_status_and_errors_come_back(server):
     assert client("exit", "3").returncode == 3
     raised = client("raise")

@@ -67,10 +67,12 @@ _STATUS = struct.Struct("!i")
 
 
 def compat_key(env=None) -> dict:
-    """What a worker inherits from the server rather than from its client; equal, or no delegation."""
+    """What a worker inherits from the server rather than from its client; equal, or no delegation.
+    The interpreter by its real path: pip writes ``bin/python`` into one console script's first line
+    and ``bin/python3`` into another's, links to the same interpreter."""
     import trilemma
     env = os.environ if env is None else env
-    return {"executable": sys.executable, "prefix": sys.prefix, "version": sys.version,
+    return {"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "version": sys.version,
             "package": os.path.dirname(os.path.abspath(trilemma.__file__)),
             "env": {k: v for k, v in sorted(env.items()) if STARTUP_ENV.match(k)}}
 
