@@ -50,8 +50,8 @@ class Denoiser(nn.Module):
 # A sample bank runs the network on slices of this many rows.  Activations of a 10,000-row batch (the
 # toy's banks: 10,000 x 128 floats, 5 MiB) overflow the cores' L2 caches, and the element-wise kernels
 # (SiLU, the residual adds, addmm's bias copy) then run at memory speed: the toy MLP's forward pass
-# over 10,000 rows took 17.2 ms in one call and 12.2 ms in slices of 1,000 (Intel Xeon, one thread;
-# bench/cpu_profile.py, "batch / 10").  The noise and the update still use the whole batch.
+# alone over 10,000 rows took 17.2 ms in one call and 12.2 ms in slices of 1,000 (Intel Xeon, one
+# thread, 2026-12-03).  The noise and the update still use the whole batch.
 ROWS_PER_CALL = 1024
 
 
