@@ -49,15 +49,18 @@ onstart:
         from trilemma import jobserver
         _JOB_SERVER.append(jobserver.start())
 
-onsuccess:
+
+def _stop_job_server():
     from trilemma import jobserver
     for server in _JOB_SERVER:
         jobserver.stop(server)
 
+
+onsuccess:
+    _stop_job_server()
+
 onerror:
-    from trilemma import jobserver
-    for server in _JOB_SERVER:
-        jobserver.stop(server)
+    _stop_job_server()
 
 
 def job_for(pattern):

@@ -56,8 +56,7 @@ def main() -> None:
     base = {**os.environ, **jobserver.ONE_THREAD}
     base.pop(jobserver.ENV, None)
     alone = {**base, jobserver.DISABLE_ENV: "1"}
-    os.environ.update(jobserver.ONE_THREAD)
-    server = jobserver.start()
+    server = jobserver.start()   # with a one-thread job's environment, as the rows' env
     served = {**base, jobserver.ENV: os.environ[jobserver.ENV]}
     rows = {"python -c 'import torch'": ([sys.executable, "-c", "import torch"], alone),
             "trilemma check-config --profile toy": ([TRILEMMA, "check-config", "--profile", "toy"], alone),

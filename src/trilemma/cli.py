@@ -129,7 +129,7 @@ def _main(argv: list[str], as_command: bool) -> int:
     except (ConfigError, ArtifactError, FloatingPointError) as exc:  # FloatingPointError: training diverged
         print(f"trilemma {args.verb}: error: {exc}", file=sys.stderr)
         return 2
-    clock.report()   # one line in the job's log: start-up vs compute (bench/where_time_goes.py)
+    clock.report()   # one line in the job's log: start-up vs compute (bench/toy_budget.py)
     if as_command:
         quick_exit(int(result or 0))
     return int(result or 0)

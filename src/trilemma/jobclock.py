@@ -8,7 +8,8 @@ Start-up runs from the process's start (``/proc/self/stat`` on Linux; elsewhere 
 import) to the verb's ``run``: the interpreter, ``import torch`` and every module the verb imports.
 CPU is user + system of all the process's threads (``time.process_time``); child processes (torchrun
 ranks) are not counted.  A job run by a job server's worker (``trilemma/jobserver.py``) counts from
-its client's start, and the client's CPU is added to the worker's start-up.  ``bench/where_time_goes.py`` reads these lines.  Torch-free.
+its client's start, and the client's CPU is added to the worker's start-up.  ``bench/toy_budget.py``
+reads these lines.  Torch-free.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ LINE = "trilemma timing:"
 _PATTERN = re.compile(re.escape(LINE) + r"\s+(.*)$")
 
 
-def _seconds_since_process_start() -> float:
+def seconds_since_process_start() -> float:
     """Wall seconds since this process started (Linux: its start tick vs the boot-time clock)."""
     try:
         with open("/proc/self/stat") as fh:
@@ -31,13 +32,9 @@ def _seconds_since_process_start() -> float:
         return 0.0
 
 
-_IMPORTED = time.perf_counter() - _seconds_since_process_start()   # perf_counter at process start
+_IMPORTED = time.perf_counter() - seconds_since_process_start()   # perf_counter at process start
 _CPU_BEFORE = 0.0   # CPU seconds of the job spent before this process (a job server's client)
 _RUNNER = "process"   # "jobserver" in a job server's worker
-
-
-def seconds_since_process_start() -> float:
-    return _seconds_since_process_start()
 
 
 def adopt_origin(boottime: float, cpu: float) -> None:

@@ -66,15 +66,14 @@ _HEADER = struct.Struct("!I")
 _STATUS = struct.Struct("!i")
 
 
-def compat_key(env=None) -> dict:
+def compat_key() -> dict:
     """What a worker inherits from the server rather than from its client; equal, or no delegation.
     The interpreter by its real path: pip writes ``bin/python`` into one console script's first line
     and ``bin/python3`` into another's, links to the same interpreter."""
     import trilemma
-    env = os.environ if env is None else env
     return {"executable": os.path.realpath(sys.executable), "prefix": sys.prefix, "version": sys.version,
             "package": os.path.dirname(os.path.abspath(trilemma.__file__)),
-            "env": {k: v for k, v in sorted(env.items()) if STARTUP_ENV.match(k)}}
+            "env": {k: v for k, v in sorted(os.environ.items()) if STARTUP_ENV.match(k)}}
 
 
 # ----------------------------------------------------------------------------- client
@@ -103,7 +102,8 @@ def delegate(argv: list[str]) -> int | None:
     if verdict != b"A":   # refused (another start-up environment) or the server went away: run here
         sock.close()
         return None
-    previous = {sig: signal.signal(sig, lambda signum, frame: _forward(sock, signum)) for sig in FORWARDED}
+    previous = {sig: signal.signal(sig, lambda signum, frame: _send(sock, b"S" + bytes([signum])))
+                for sig in FORWARDED}
     try:
         status = _recv_exact(sock, _STATUS.size)
     finally:
@@ -125,13 +125,6 @@ def delegate(argv: list[str]) -> int | None:
         time.sleep(1)
         return 128 - code
     return code
-
-
-def _forward(sock: socket.socket, signum: int) -> None:
-    try:
-        sock.sendall(b"S" + bytes([signum]))
-    except OSError:
-        pass
 
 
 def _origin() -> dict:
