@@ -207,8 +207,9 @@ import torch_fidelity.metric_fid as mf, torch_fidelity.metric_prc as mp   # the 
 ref = mf.fid_statistics_to_metric(mf.fid_features_to_statistics(a), mf.fid_features_to_statistics(b + 0.1), False)
 out = mp.prc_features_to_metric(a[:1000, :2].float(), b[:1000, :2].float(), prc_neighborhood=3, verbose=False)
 assert fd == float(ref[mf.KEY_METRIC_FID]), (fd, ref)
-fidelity._metric_modules.cache_clear()
-assert fidelity._metric_modules()[0] is mf and fidelity.frechet_distance(a, b + 0.1) == fd
+assert fidelity.precision_recall(a[:1000, :2], b[:1000, :2]) == (out[mp.KEY_METRIC_PRECISION], out[mp.KEY_METRIC_RECALL])
+fidelity._metric_fid.cache_clear()
+assert fidelity._metric_fid() is mf and fidelity.frechet_distance(a, b + 0.1) == fd
 print("light ok")
 """
 

@@ -42,6 +42,33 @@ def test_precision_recall_extremes():
     assert p > 0.95 and r < 0.3
 
 
+def test_precision_recall_equals_torch_fidelity():
+    """Our topk k-NN radius (issue 21) gives torch-fidelity's prc_features_to_metric to the digit: on the
+    toy's 25-mode grid (repeated points make ties at the radius), on a generator that misses modes,
+    with more rows than one distance block (PRC_BATCH), and in 64 dimensions."""
+    import torch_fidelity.metric_prc as prc
+
+    from trilemma.evaluation import fidelity
+    data = Data.model_validate({"name": "gauss25", "num_train": 3000, "num_eval": 3000,
+                                "gauss25": {"spacing": 1.0, "std": 0.05}})
+    real = generate(data, 0)[0]["eval"].float()
+    fake = real[:2500] + 0.03 * torch.randn(2500, 2, generator=torch.Generator().manual_seed(1))
+    fake[:500] = real[:500].round()   # 500 points on the mode means, many of them repeated
+    missing = real[real[:, 0] < 0.5]   # a generator without the two right-hand columns of modes
+    wide = gauss(3000, np.zeros(64), np.eye(64), 4).float(), gauss(2000, np.full(64, 0.1), np.eye(64), 5).float()
+    old_batch = fidelity.PRC_BATCH
+    try:
+        for batch in (old_batch, 700):   # 700: several blocks of rows and columns
+            fidelity.PRC_BATCH = batch
+            for gen, ref, k in [(fake, real, 3), (missing, real, 3), (real, fake, 5), (*wide, 3)]:
+                ours = precision_recall(gen, ref, neighborhood=k)
+                out = prc.prc_features_to_metric(gen, ref, prc_neighborhood=k, prc_batch_size=batch,
+                                                 save_cpu_ram=True, verbose=False)
+                assert ours == (out[prc.KEY_METRIC_PRECISION], out[prc.KEY_METRIC_RECALL]), (batch, k)
+    finally:
+        fidelity.PRC_BATCH = old_batch
+
+
 def test_mode_metrics():
     params = {"spacing": 1.0, "std": 0.05}
     means = mode_means("gauss25", params)
