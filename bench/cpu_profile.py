@@ -11,8 +11,9 @@ It runs the bank's sampler as ``trilemma sample`` does (one thread, the bank's b
 2. the wall and CPU time per step under: the job's settings (glibc keeps freed blocks:
    ``cli.keep_freed_memory``; denormals as the CPU handles them), ``torch.set_flush_denormal(True)``,
    two threads, glibc's default allocator behaviour (a fresh process, without
-   ``keep_freed_memory``), AVX2 kernels on an AVX-512 CPU (what the AMD EPYC kind runs), and the bank
-   in ten batches of a tenth, interleaved ``--repeats`` times, medians, each with the process's
+   ``keep_freed_memory``), AVX2 kernels on an AVX-512 CPU (what the AMD EPYC kind runs), the bank
+   in ten batches of a tenth, and the network called on 256 or 4096 rows at a time instead of the job's
+   1024 (with AVX2 kernels too), interleaved ``--repeats`` times, medians, each with the process's
    single-thread matmul throughput (the issue's 1000 x 128 @ 128 x 128: 76 GFLOP/s on the EPYC).
 On a CPU where a bank is much slower than the matrix throughput predicts, the shares in 1. say which
 kind of kernel is slow, and 2. which knob matters.
@@ -66,9 +67,14 @@ def setup(args):
 # Variants run in a fresh process each.  "AVX2 kernels" makes ATen and MKL take their AVX2 code paths on a
 # CPU that has AVX-512 (as the AMD EPYC kind of issue 21 has none: it runs these paths); "batch / 10" runs
 # the bank as 10 batches of a tenth (activations of 0.5 MiB instead of 5 MiB at the toy's 10,000 x 128).
+# "slices of N" sets the denoiser's rows per network call (``diffusion/denoiser.ROWS_PER_CALL``, 1024 in the
+# job): one 1024-row activation is 0.5 MiB, and a step holds a few, about a Xeon core's 2 MiB of L2 but
+# twice an AMD Zen 3 core's 512 KiB, so the best size may differ between the two kinds.
 VARIANT_ENV = {"AVX2 kernels": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
                                 "ONEDNN_MAX_CPU_ISA": "AVX2"}}
-VARIANTS = ["job settings", "flush denormals", "2 threads", "default allocator", "AVX2 kernels", "batch / 10"]
+VARIANTS = ["job settings", "flush denormals", "2 threads", "default allocator", "AVX2 kernels", "batch / 10",
+            "slices of 256", "slices of 4096", "AVX2, slices of 256"]
+VARIANT_ENV["AVX2, slices of 256"] = VARIANT_ENV["AVX2 kernels"]
 
 
 def matmul_gflops(torch) -> float:
@@ -91,6 +97,9 @@ def child(args) -> None:
     torch.set_num_threads(2 if args.variant == "2 threads" else 1)
     torch.set_flush_denormal(args.variant == "flush denormals")
     parts = 10 if args.variant == "batch / 10" else 1
+    if "slices of" in args.variant:
+        from trilemma.diffusion import denoiser
+        denoiser.ROWS_PER_CALL = int(args.variant.rsplit(" ", 1)[1])
     args.batch //= parts
     once, steps = setup(args)
     once()   # warm-up
