@@ -70,11 +70,9 @@ def setup(args):
 # "slices of N" sets the denoiser's rows per network call (``diffusion/denoiser.ROWS_PER_CALL``, 1024 in the
 # job): one 1024-row activation is 0.5 MiB, and a step holds a few, about a Xeon core's 2 MiB of L2 but
 # twice an AMD Zen 3 core's 512 KiB, so the best size may differ between the two kinds.
-VARIANT_ENV = {"AVX2 kernels": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-                                "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 VARIANTS = ["job settings", "flush denormals", "2 threads", "default allocator", "AVX2 kernels", "batch / 10",
             "slices of 256", "slices of 4096", "AVX2, slices of 256"]
-VARIANT_ENV["AVX2, slices of 256"] = VARIANT_ENV["AVX2 kernels"]
 
 
 def matmul_gflops(torch) -> float:
@@ -163,7 +161,7 @@ def main():
         for k in range(len(variants)):
             v = variants[(r + k) % len(variants)]
             out = subprocess.run([*base, "--variant", v], capture_output=True, text=True, check=True,
-                                 env={**os.environ, **VARIANT_ENV.get(v, {})}).stdout
+                                 env={**os.environ, **(AVX2 if "AVX2" in v else {})}).stdout
             results[v].append(json.loads(out.strip().splitlines()[-1]))
     print(f"\nper step, median of {args.repeats} interleaved runs (each a fresh process)")
     print("| variant | wall ms | CPU ms | CPU / job settings | kernels | matmul GFLOP/s (1 thread) |\n"
